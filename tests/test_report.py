@@ -1,0 +1,266 @@
+import html.parser
+import re
+
+import numpy as np
+import pytest
+import yaml
+
+from stages import files, models, paths, report
+from stages.cli import StageError
+from stages.params import Experiment
+from stages.report import Bullets, Heading, Image, Paragraph, Table
+
+
+def exp(name, data="translated", model="linear", placement=None):
+    return Experiment(name=name, data=data, placement=placement or ("fixed" if data == "centred" else "fresh"),
+                      model=model, optimizer="adam", learning_rate=0.002, schedule="cosine", warmup_epochs=0,
+                      batch_size=128, epochs=3, max_steps=None, patience=None, target_accuracy=None,
+                      max_seconds=None, seed=1)
+
+
+def metric(accuracy, errors=10, params=100):
+    return {"test_accuracy": accuracy, "test_loss": 0.3, "errors": errors, "epochs": 3, "steps": 1290,
+            "train_seconds": 12.34, "stopped_by": "epochs", "params": params, "test_seconds": 0.1}
+
+
+NOTEBOOK = {"linear_mnist": exp("linear_mnist", "centred"), "linear_translated": exp("linear_translated"),
+            "mlp_translated": exp("mlp_translated", model="mlp"), "cnn_translated": exp("cnn_translated", model="cnn")}
+
+
+def text_of(blocks):
+    return report.to_markdown(blocks, paths.REPORT_MD.parent)
+
+
+# --- words and numbers ---
+
+def test_signed_picks_the_word_from_the_sign_and_prints_rounded_points():
+    assert report.signed(0.0123, "gains {}", "loses {}", "same") == "gains 1.23 percentage points"
+    assert report.signed(-0.0123, "gains {}", "loses {}", "same") == "loses 1.23 percentage points"
+    assert report.signed(0.00004, "gains {}", "loses {}", "same") == "same"  # prints as 0.00: say so
+
+
+def test_results_table_shows_each_experiment_next_to_the_original():
+    metrics = {"linear_mnist": metric(0.9253, params=7850), "linear_translated": metric(0.8811),
+               "mlp_translated": metric(0.9601, params=805510), "cnn_translated": metric(0.9688)}
+    metrics["cnn_translated"]["stopped_by"] = "patience"
+    table = report.results_table(NOTEBOOK, metrics)
+    rows = {row[0]: row for row in table.rows}
+    assert rows["`linear_mnist`"][3:5] == ("92.53%", "about 92%")
+    assert rows["`linear_translated`"][4] == "not reported"
+    assert rows["`mlp_translated`"][3:5] == ("96.01%", "95.38%")
+    assert rows["`mlp_translated`"][-1] == "805,510"
+    assert rows["`cnn_translated`"][3:6] == ("96.88%", "96.51%", "3 (patience)")
+    assert rows["`cnn_translated`"][6:8] == ("1,290", "12.3 s")
+    extra = report.results_table({"cnn_gap": exp("cnn_gap", model="cnn_gap")}, {"cnn_gap": metric(0.99)})
+    assert extra.rows[0][4] == "—"  # not an experiment of the notebook
+    markdown = text_of([table])
+    assert "| ---: |" in markdown and markdown.count("\n") == len(NOTEBOOK) + 2
+
+
+def test_discussion_numbers_come_from_the_metrics_and_the_wording_follows_the_sign():
+    metrics = {"linear_mnist": metric(0.9253), "linear_translated": metric(0.8811),
+               "mlp_translated": metric(0.9601), "cnn_translated": metric(0.9688, errors=312)}
+    text = text_of(report.discussion(NOTEBOOK, metrics))
+    assert "`cnn_translated` with 96.88% (312 test errors)" in text
+    assert "Translation costs the linear model 4.42 percentage points" in text
+    assert "`linear_mnist` scores 92.53% on centred digits, `linear_translated` 88.11%" in text
+    assert "the MLP (`mlp_translated`, 96.01%) gains 7.90 percentage points over the linear model" in text
+    assert "the CNN (`cnn_translated`, 96.88%) gains 0.87 percentage points over the MLP" in text
+    assert "`cnn_translated` scores 96.88% here against 96.51% in the original (0.37 percentage points higher)" in text
+    assert "`linear_mnist` scores 92.53% here against about 92% in the original (0.53 percentage points higher)" in text
+
+    # Turn the results around: every comparison must now say the opposite.
+    flipped = {"linear_mnist": metric(0.90), "linear_translated": metric(0.91),
+               "mlp_translated": metric(0.95), "cnn_translated": metric(0.94)}
+    text = text_of(report.discussion(NOTEBOOK, flipped))
+    assert "Translation gains the linear model 1.00 percentage points" in text
+    assert "the CNN (`cnn_translated`, 94.00%) loses 1.00 percentage points to the MLP" in text
+    assert "`cnn_translated` scores 94.00% here against 96.51% in the original (2.51 percentage points lower)" in text
+    assert "`mlp_translated` scores 95.00% here against 95.38% in the original (0.38 percentage points lower)" in text
+
+    level = {name: metric(0.95) for name in NOTEBOOK}
+    text = text_of(report.discussion(NOTEBOOK, level))
+    assert "leaves the linear model's accuracy unchanged" in text and "matches the MLP" in text
+
+
+def test_discussion_compares_only_what_params_holds_and_handles_new_experiments():
+    experiments = {"cnn_translated": exp("cnn_translated", model="cnn"),
+                   "cnn_gap": exp("cnn_gap", model="cnn_gap"),
+                   "cnn_centre": exp("cnn_centre", model="cnn", placement="centre")}
+    metrics = {"cnn_translated": metric(0.97), "cnn_gap": metric(0.985), "cnn_centre": metric(0.40)}
+    text = text_of(report.discussion(experiments, metrics)[:1])  # the findings, not the fixed explanation
+    assert "the global-pooling CNN (`cnn_gap`, 98.50%) gains 1.50 percentage points over the CNN" in text
+    assert ("Trained only on digits at the canvas centre, the CNN (`cnn_centre`) scores 40.00% on the translated "
+            "test set, 57.00 percentage points lower than when trained on translated digits") in text
+    assert "Translation" not in text and "MLP" not in text and "mlp" not in text
+
+
+def test_captions_count_from_the_predictions():
+    actual = np.array([8, 8, 8, 1, 2, 3])
+    predicted = np.array([3, 3, 8, 7, 2, 3])
+    caption = report.confusion_caption(actual, predicted)
+    assert "3 of 6 test images" in caption and "an 8 read as a 3 (2 times)" in caption
+    assert "no mistake" in report.errors_caption(actual, actual, np.ones(6))
+    assert "had 60.0% of the probability" in report.errors_caption(actual, predicted, np.array([.9, .6, 1, .7, 1, 1]))
+
+
+def test_layer_table_lists_every_layer_with_its_weights_and_sums_to_the_model():
+    model = models.build("cnn_gap", (28, 28, 1))
+    table = report.layer_table(model)
+    rows = {row[0]: row for row in table.rows}
+    assert rows["`conv`"][1:] == ("Conv2D", "28×28×32", "kernel 5×5×1×32, bias 32", "832")
+    assert rows["total"][-1] == f"{model.count_params():,}"
+    assert sum(int(row[-1].replace(",", "")) for row in table.rows[:-1]) == model.count_params()
+
+
+# --- rendering ---
+
+def test_markdown_and_html_say_the_same_and_html_is_escaped_and_self_contained(tmp_path):
+    png = tmp_path / "figures" / "x.png"
+    png.parent.mkdir()
+    png.write_bytes(b"\x89PNG fake")
+    blocks = [Heading(1, "Title"), Paragraph("a <b> & `code_name`"), Bullets(("one", "two")),
+              Table(("name", "n"), (("`a`", "1"),), (False, True)), Image(png, "alt", "caption `x`")]
+    markdown = report.to_markdown(blocks, tmp_path)
+    assert "# Title\n\na <b> & `code_name`\n\n- one\n- two\n\n| name | n |\n| --- | ---: |\n| `a` | 1 |" in markdown
+    assert "![alt](figures/x.png)\n\ncaption `x`\n" in markdown
+    page = report.to_html(blocks)
+    assert "<p>a &lt;b&gt; &amp; <code>code_name</code></p>" in page
+    assert '<td class="num">1</td>' in page and "<title>Title</title>" in page
+    assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page
+
+
+# --- the whole stage on a tiny project ---
+
+def tiny_split(n, size, seed, canvas=None):
+    r = np.random.default_rng(seed)
+    x = r.integers(0, 256, size=(n, size, size), dtype=np.uint8)
+    offsets = np.zeros((n, 2), np.int16)
+    if canvas:
+        offsets = r.integers(0, canvas - size + 1, size=(n, 2)).astype(np.int16)
+        placed = np.zeros((n, canvas, canvas), np.uint8)
+        for image, digit, (row, col) in zip(placed, x, offsets):
+            image[row:row + size, col:col + size] = digit
+        x = placed
+    return x, (np.arange(n) % 10).astype(np.uint8), offsets
+
+
+def write_dataset(path, canvas=None):
+    arrays = {}
+    for split, n, seed in (("train", 20, 1), ("val", 10, 2), ("test", 30, 3)):
+        arrays[f"x_{split}"], arrays[f"y_{split}"], arrays[f"offsets_{split}"] = tiny_split(n, 28, seed, canvas)
+    files.save_npz(path, **arrays, max_offset=np.int16((canvas or 28) - 28))
+
+
+def write_run(name, model, labels, wrong_every):
+    model.save(paths.model(name))
+    predicted = labels.copy()
+    wrong = np.arange(len(labels)) % wrong_every == 0
+    predicted[wrong] = (labels[wrong] + 1) % 10
+    rows = ["index,actual,predicted,confidence"]
+    rows += [f"{i},{a},{p},{0.5 + i / 100:.4f}" for i, (a, p) in enumerate(zip(labels, predicted))]
+    (paths.predictions(name).parent).mkdir(parents=True, exist_ok=True)
+    paths.predictions(name).write_text("\n".join(rows) + "\n")
+    files.write_json(paths.metrics(name), metric(float(np.mean(predicted == labels)), int(wrong.sum()),
+                                                  model.count_params()))
+    for split in ("train", "val"):
+        for key, values in (("loss", [1.0, 0.6, 0.5]), ("accuracy", [0.5, 0.7, 0.8])):
+            tsv = paths.training_log(name) / "plots" / "metrics" / split / f"{key}.tsv"
+            tsv.parent.mkdir(parents=True, exist_ok=True)
+            tsv.write_text(f"step\t{key}\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(values)))
+
+
+def make_tiny_project():
+    """params.yaml with two experiments, tiny datasets, untrained models and made-up logs, in the cwd."""
+    experiments = {"lin": {"data": "centred", "placement": "fixed", "model": "linear"},
+                   "gap": {"data": "translated", "placement": "fresh", "model": "cnn_gap"}}
+    common = {"optimizer": "adam", "learning_rate": 0.01, "schedule": "constant", "warmup_epochs": 0,
+              "batch_size": 10, "epochs": 3, "max_steps": None, "patience": None, "target_accuracy": None,
+              "max_seconds": None, "seed": 1}
+    paths.PARAMS.write_text(yaml.safe_dump({
+        "data": {"sources": ["local"], "idx_dir": None, "validation_size": 10},
+        "translate": {"canvas": 32, "offsets": "full", "seed": 0},
+        "experiments": {name: e | common for name, e in experiments.items()}}))
+    write_dataset(paths.dataset("centred"))
+    write_dataset(paths.dataset("translated"), canvas=32)
+    labels = (np.arange(30) % 10).astype(np.int64)
+    paths.model("x").parent.mkdir(parents=True)
+    write_run("lin", models.build("linear", (28, 28, 1)), labels, 10)
+    write_run("gap", models.build("cnn_gap", (32, 32, 1)), labels, 5)
+
+
+def outputs():
+    return {p: p.read_bytes() for p in [paths.REPORT_MD, paths.REPORT_HTML, *sorted(paths.FIGURES.glob("*.png"))]}
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory):
+    """Built and reported once for the module (a report run takes seconds): (folder, first outputs)."""
+    folder = tmp_path_factory.mktemp("project")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        make_tiny_project()
+        report.main()
+        return folder, outputs()
+
+
+def test_report_stage_writes_every_figure_it_links_and_embeds_them_all(tiny_project, monkeypatch):
+    monkeypatch.chdir(tiny_project[0])
+    markdown = paths.REPORT_MD.read_text(encoding="utf-8")
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert {p.split("/")[-1] for p in linked} == {
+        "examples_mnist.png", "examples_translated.png", "weights_lin.png", "cnn_kernels_gap.png",
+        "cnn_feature_maps_gap.png", "curves_lin.png", "curves_gap.png", "confusion_lin.png", "confusion_gap.png",
+        "errors_lin.png", "errors_gap.png"}
+    for link in linked:
+        png = paths.REPORT_MD.parent / link
+        assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size < 400_000, link
+    # in the notebook's order: centred digits and their model, then translated digits
+    assert [link.split("/")[-1] for link in linked][:2] == ["examples_mnist.png", "weights_lin.png"]
+
+    page = paths.REPORT_HTML.read_text(encoding="utf-8")
+    assert page.count('src="data:image/png;base64,') == len(linked)
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page) and "url(" not in page
+    assert "@import" not in page and "<script" not in page
+    check_balanced(page)
+
+    # the numbers in the text are the metrics' numbers
+    metrics = files.read_json(paths.metrics("gap"))
+    assert f"{metrics['test_accuracy']:.2%}" in markdown and f"{metrics['params']:,}" in markdown
+
+
+def test_report_stage_is_deterministic(tiny_project, monkeypatch):
+    folder, first = tiny_project
+    monkeypatch.chdir(folder)
+    report.main()
+    second = outputs()
+    assert list(first) == list(second)
+    for path in first:
+        assert first[path] == second[path], path
+
+
+def test_report_stage_names_missing_inputs(tiny_project, monkeypatch):
+    monkeypatch.chdir(tiny_project[0])
+    hidden = paths.predictions("gap").rename(paths.predictions("gap").with_suffix(".hidden"))
+    try:
+        with pytest.raises(StageError, match="reports/predictions/gap.csv"):
+            report.main()
+    finally:
+        hidden.rename(paths.predictions("gap"))
+
+
+def check_balanced(page: str) -> None:
+    """Every element the page opens is closed, in order: browsers would forgive it, readers of the source not."""
+    void = {"meta", "img", "br", "hr", "link", "input"}
+    stack = []
+
+    class Checker(html.parser.HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag not in void:
+                stack.append(tag)
+
+        def handle_endtag(self, tag):
+            assert stack and stack.pop() == tag, tag
+
+    Checker().feed(page)
+    assert stack == []
