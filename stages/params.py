@@ -65,10 +65,18 @@ class Experiment:
 
 
 @dataclass(frozen=True)
+class InvarianceParams:
+    experiments: tuple[str, ...]
+    test_digits: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     translate: TranslateParams
     experiments: dict[str, Experiment]
+    invariance: InvarianceParams
 
     def experiment(self, name: str) -> Experiment:
         if name not in self.experiments:
@@ -163,6 +171,23 @@ def _experiment(name: str, raw: Any) -> Experiment:
     return experiment
 
 
+def _invariance(raw: Any, experiments: dict[str, Experiment]) -> InvarianceParams:
+    v = _section("invariance", raw, InvarianceParams)
+    names = v["experiments"]
+    if not isinstance(names, list) or len(set(map(str, names))) != len(names):
+        raise ParamsError(f"invariance.experiments = {names!r}: must be a list of experiment names without repeats")
+    for i, name in enumerate(names):
+        if name not in experiments or experiments[name].data != "translated":
+            translated = [n for n, e in experiments.items() if e.data == "translated"]
+            raise ParamsError(f"invariance.experiments[{i}] = {name!r}: must be one of the experiments on translated "
+                              f"data: {', '.join(translated)}")
+    return InvarianceParams(
+        experiments=tuple(names),
+        test_digits=_integer("invariance.test_digits", v["test_digits"], 1),
+        seed=_integer("invariance.seed", v["seed"], 0),
+    )
+
+
 def parse(raw: Any) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError("params.yaml: must be a mapping of sections")
@@ -170,10 +195,12 @@ def parse(raw: Any) -> Params:
     experiments = p["experiments"]
     if not isinstance(experiments, dict) or not experiments:
         raise ParamsError("experiments: must be a non-empty mapping of experiment name to settings")
+    parsed = {name: _experiment(name, e) for name, e in experiments.items()}
     return Params(
         data=_data(p["data"]),
         translate=_translate(p["translate"]),
-        experiments={name: _experiment(name, e) for name, e in experiments.items()},
+        experiments=parsed,
+        invariance=_invariance(p["invariance"], parsed),
     )
 
 

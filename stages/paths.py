@@ -32,6 +32,10 @@ def metrics(experiment: str) -> Path:
     return Path("reports/metrics") / f"{experiment}.json"
 
 
+def invariance(experiment: str) -> Path:
+    return Path("reports/metrics/invariance") / f"{experiment}.json"
+
+
 def predictions(experiment: str) -> Path:
     return Path("reports/predictions") / f"{experiment}.csv"
 

@@ -101,9 +101,9 @@ h1, h2, h3 { line-height: 1.25; }
 h2 { margin-top: 2.5rem; padding-bottom: .25rem; border-bottom: 1px solid #ddd; }
 h3 { margin-top: 2rem; }
 code { font: .88em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f2f2f5; padding: .05em .3em; border-radius: 3px; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: .9rem; display: block; overflow-x: auto; }
-th, td { padding: .35rem .7rem; border-bottom: 1px solid #e3e3e3; text-align: left; white-space: nowrap; }
-thead th { border-bottom: 2px solid #999; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: .85rem; display: block; overflow-x: auto; }
+th, td { padding: .35rem .5rem; border-bottom: 1px solid #e3e3e3; text-align: left; white-space: nowrap; }
+thead th { border-bottom: 2px solid #999; white-space: normal; vertical-align: bottom; }
 tbody tr:nth-child(even) { background: #f7f7fa; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 1.5rem 0; }
@@ -184,13 +184,13 @@ def results_table(experiments: dict[str, Experiment], metrics: dict[str, dict]) 
     rows = []
     for name, exp in experiments.items():
         m = metrics[name]
-        epochs = str(m["epochs"]) + ("" if m["stopped_by"] == "epochs" else f" ({m['stopped_by']})")
+        stopped = "" if m["stopped_by"] == "epochs" else f" ({m['stopped_by']})"
         rows.append((f"`{name}`", _data_label(exp), exp.model, percent(m["test_accuracy"]),
-                     ORIGINAL.get(name, (None, "—"))[1], epochs, f"{m['steps']:,}",
+                     ORIGINAL.get(name, (None, "—"))[1], f"{m['epochs']} / {m['steps']:,}{stopped}",
                      f"{m['train_seconds']:,.1f} s", f"{m['params']:,}"))
-    header = ("experiment", "data (placement)", "model", "test accuracy", "original (2018)", "epochs", "steps",
+    header = ("experiment", "data (placement)", "model", "test accuracy", "original (2018)", "epochs / steps",
               "training time", "parameters")
-    return Table(header, tuple(rows), (False, False, False) + (True,) * 6)
+    return Table(header, tuple(rows), (False, False, False) + (True,) * 5)
 
 
 def _one_per_model(experiments: dict[str, Experiment], keep) -> dict[str, str]:
@@ -262,6 +262,115 @@ WHY = ("What sets the models apart: the linear model and the MLP give every pixe
        "test of it.")
 
 
+# --- "Is the CNN translation invariant?": the invariance stage's grids ---
+
+REFERENCES = (
+    "Kauderer-Abrams (2017), Quantifying translation-invariance in convolutional neural networks, arXiv:1801.01450: "
+    "translation-sensitivity maps; most of a CNN's invariance comes from the training data, not the architecture.",
+    "Azulay & Weiss (2019), Why do deep convolutional networks generalize so poorly to small image "
+    "transformations?, JMLR 20: shifting the input by a pixel can change a CNN's output.",
+    "Biscione & Bowers (2021), Convolutional neural networks are not invariant to translation, but they can learn "
+    "to be, JMLR 22: CNNs fail on objects at untrained locations unless trained for it.",
+    "Sabour, Frosst & Hinton (2017), Dynamic routing between capsules, NeurIPS: MNIST digits on a 40×40 canvas, "
+    "99.22% for their baseline CNN.",
+)
+
+
+def condition(exp: Experiment) -> str:
+    return "trained at the centre" if exp.placement == "centre" else "trained on translated digits"
+
+
+def invariance_grids(experiments: dict[str, Experiment], results: dict[str, dict]) -> dict[str, dict[str, np.ndarray]]:
+    """grids[condition][model label] for the figures; a second experiment of the same kind keeps its name."""
+    grids = {}
+    for name, result in results.items():
+        row = grids.setdefault(condition(experiments[name]), {})
+        label = MODEL_NAMES[experiments[name].model]
+        row[name if label in row else label] = np.asarray(result["grid"])
+    return grids
+
+
+def invariance_table(experiments: dict[str, Experiment], results: dict[str, dict]) -> Table:
+    rows = tuple((f"`{name}`", MODEL_NAMES[experiments[name].model], condition(experiments[name]),
+                  percent(r["mean"]), percent(r["min"]), percent(r["centre"]), percent(r["worst_corner"]))
+                 for name, r in results.items())
+    return Table(("experiment", "model", "training", "mean", "minimum", "centre", "worst corner"), rows,
+                 (False, False, False, True, True, True, True))
+
+
+def invariance_findings(experiments: dict[str, Experiment], results: dict[str, dict]) -> list[str]:
+    """Per model: how flat its grid is when trained on moved digits, and what it loses away from the centre."""
+    found = []
+    moved = {experiments[n].model: n for n in results if experiments[n].placement != "centre"}
+    centre = {experiments[n].model: n for n in results if experiments[n].placement == "centre"}
+    if "cnn" in moved and "cnn" in centre:
+        drop = results[centre["cnn"]]["centre"] - results[centre["cnn"]]["worst_corner"]
+        grid = np.asarray(results[moved["cnn"]]["grid"])
+        spread = grid.max() - grid.min()
+        verdict = "Not by its architecture alone" if drop > 0.05 else "Largely, even by its architecture alone"
+        source = "mostly from the training data" if spread < drop else "from its architecture as much as its data"
+        found.append(f"{verdict}: trained at one position, the original CNN loses {_points(drop):.2f} percentage "
+                     f"points in the worst corner; trained on translated digits, its accuracy varies by "
+                     f"{_points(spread):.2f} points across the offsets. Its tolerance to translation comes {source}.")
+    for model in MODELS:
+        label = MODEL_NAMES[model]
+        if model in moved:
+            r = results[moved[model]]
+            found.append(f"Trained on translated digits, the {label} (`{moved[model]}`) scores between "
+                         f"{percent(r['min'])} and {percent(max(max(row) for row in r['grid']))} across the "
+                         f"offsets (mean {percent(r['mean'])}).")
+        if model in centre:
+            r = results[centre[model]]
+            drop = signed(r["worst_corner"] - r["centre"], "gains {}", "loses {}", "loses nothing")
+            found.append(f"Trained only at the centre, the {label} (`{centre[model]}`) scores {percent(r['centre'])} "
+                         f"with the digit at the centre and {percent(r['worst_corner'])} in the worst corner: it "
+                         f"{drop} away from where it was trained (mean over all offsets {percent(r['mean'])}).")
+    losses = {n: r["centre"] - r["worst_corner"] for n, r in results.items() if experiments[n].placement == "centre"}
+    if len(losses) > 1:
+        best, worst = min(losses, key=losses.get), max(losses, key=losses.get)
+        found.append(f"Among the centre-trained models, `{best}` ({MODEL_NAMES[experiments[best].model]}) keeps most "
+                     f"of its accuracy away from the centre ({_points(losses[best]):.2f} points lost in the worst "
+                     f"corner) and `{worst}` ({MODEL_NAMES[experiments[worst].model]}) the least "
+                     f"({_points(losses[worst]):.2f} points).")
+    return found
+
+
+INVARIANCE_METHOD = (
+    "Each trained model sees the same {digits:,} test digits placed at every one of the {size}×{size} offsets of "
+    "the {canvas}×{canvas} canvas, and the maps show its accuracy at each offset (row offset down, column offset "
+    "across; the centre offset is the middle cell). A translation-invariant model would draw a flat map. Each "
+    "model is measured twice: trained on translated digits, and trained with every digit at the centre offset.")
+
+INVARIANCE_CONTEXT = (
+    "Convolution is translation equivariant: shift the input and the feature maps shift with it. Whether the "
+    "prediction stays the same depends on what comes after: the original CNN's 2×2 pooling forgets position only "
+    "within 2 pixels, and its dense layer has its own weights for every position of every feature map, just as the "
+    "MLP has for every pixel; the global-pooling CNN takes the maximum of each feature over the whole canvas, so "
+    "its classifier never sees where a feature was found. The literature this measurement repeats:")
+
+
+def invariance_section(experiments: dict[str, Experiment], results: dict[str, dict]) -> list:
+    first = next(iter(results.values()))
+    size = len(first["grid"])
+    grids = invariance_grids(experiments, results)
+    return [
+        Heading(2, "Is the CNN translation invariant?"),
+        Paragraph(INVARIANCE_METHOD.format(digits=first["test_digits"], size=size, canvas=first["canvas"])),
+        figure("invariance_maps", figures.invariance_maps(grids, "Test accuracy by the digit's offset"),
+               "Accuracy by offset",
+               "One map per model and training condition, on one colour scale from 0 to 1 (chance is 10%)."),
+        figure("invariance_distance", figures.accuracy_by_distance(grids, "Accuracy against distance from the centre"),
+               "Accuracy against distance from the centre",
+               "Mean accuracy on each square ring of offsets around the central one (ring d: the digit shifted d "
+               "pixels from the centre along the farther axis; the last ring touches the canvas edge); solid lines: trained on "
+               "translated digits, dashed: trained at the centre."),
+        invariance_table(experiments, results),
+        Bullets(tuple(invariance_findings(experiments, results))),
+        Paragraph(INVARIANCE_CONTEXT),
+        Bullets(REFERENCES),
+    ]
+
+
 def discussion(experiments: dict[str, Experiment], metrics: dict[str, dict]) -> list:
     accuracy = {name: metrics[name]["test_accuracy"] for name in experiments}
     best = max(accuracy, key=accuracy.get)
@@ -330,11 +439,11 @@ def errors_caption(actual: np.ndarray, predicted: np.ndarray, confidence: np.nda
 
 # --- reading the other stages' outputs ---
 
-def required_inputs(experiments) -> list[Path]:
+def required_inputs(p: params.Params) -> list[Path]:
     needed = [paths.dataset("centred"), paths.dataset("translated")]
-    for name in experiments:
+    for name in p.experiments:
         needed += [paths.metrics(name), paths.predictions(name), paths.model(name), paths.training_log(name)]
-    return needed
+    return needed + [paths.invariance(name) for name in p.invariance.experiments]
 
 
 def load_test_set(name: str) -> dict[str, np.ndarray]:
@@ -425,7 +534,8 @@ def weights_figure(name: str, model: keras.Model) -> Image:
     return figure(f"weights_{name}", figures.weight_maps(kernel, model.input_shape[1:3], f"Weight maps of {name}"),
                   f"Weight maps of {name}",
                   "One map per digit: how much each pixel counts for (red) or against (blue) that digit, on one "
-                  "scale shared by all ten maps.")
+                  "scale shared by all ten maps (clipped at the 99th percentile of |weight|, so the few extreme "
+                  "weights of rarely used border pixels do not wash out the rest).")
 
 
 def conv_figures(name: str, model: keras.Model, test: dict[str, np.ndarray]) -> list[Image]:
@@ -468,7 +578,7 @@ def outcome_figures(name: str, metrics: dict, test: dict[str, np.ndarray]) -> li
 
 
 def build(p: params.Params) -> list:
-    missing = [str(path) for path in required_inputs(p.experiments) if not path.exists()]
+    missing = [str(path) for path in required_inputs(p) if not path.exists()]
     if missing:
         raise StageError(f"missing inputs: {', '.join(missing)} (run `dvc repro` to make them)")
     metrics = {name: files.read_json(paths.metrics(name)) for name in p.experiments}
@@ -493,6 +603,9 @@ def build(p: params.Params) -> list:
             if exp.data == data:
                 blocks += experiment_section(exp, metrics[exp.name], tests[data])
     blocks += [Heading(2, "Discussion"), *discussion(p.experiments, metrics)]
+    if p.invariance.experiments:
+        results = {name: files.read_json(paths.invariance(name)) for name in p.invariance.experiments}
+        blocks += invariance_section(p.experiments, results)
     return blocks
 
 

@@ -50,6 +50,9 @@ BAD = [
     ("epochs 0", lambda r: first_experiment(r).__setitem__("epochs", 0), r"\.epochs = 0"),
     ("target accuracy above 1", lambda r: first_experiment(r).__setitem__("target_accuracy", 1.5), r"\.target_accuracy = 1\.5"),
     ("unknown experiment key", lambda r: first_experiment(r).__setitem__("lr", 0.1), r"experiments\.\w+\.lr: unknown key"),
+    ("invariance of a centred-data model", lambda r: r["invariance"].__setitem__("experiments", ["linear_mnist"]), r"invariance\.experiments\[0\] = 'linear_mnist': must be one of the experiments on translated data"),
+    ("invariance of an unknown experiment", lambda r: r["invariance"].__setitem__("experiments", ["cnn_translated", "nope"]), r"invariance\.experiments\[1\] = 'nope'"),
+    ("invariance with no test digits", lambda r: r["invariance"].__setitem__("test_digits", 0), r"invariance\.test_digits = 0: must be an integer >= 1"),
     ("fresh placement on centred data", lambda r: r["experiments"].__setitem__("x", {**first_experiment(r), "data": "centred", "placement": "fresh"}), r"experiments\.x\.placement"),
 ]
 

@@ -47,6 +47,7 @@ def small_profile(raw: dict) -> dict:
     raw["translate"]["canvas"] = 32
     for exp in raw["experiments"].values():
         exp |= {"epochs": 2, "max_steps": 4, "batch_size": 32, "warmup_epochs": 0}
+    raw["invariance"]["test_digits"] = 20
     return raw
 
 
@@ -90,6 +91,10 @@ def test_repro_runs_every_stage_and_writes_every_declared_output(project):
         rows = (root / f"reports/predictions/{name}.csv").read_text().splitlines()
         assert rows[0] == "index,actual,predicted,confidence" and len(rows) == 201
         assert (root / f"reports/training/{name}/plots/metrics/val/accuracy.tsv").exists()
+    for name in params["invariance"]["experiments"]:
+        assert f"Running stage 'invariance@{name}'" in out
+        grid = json.loads((root / f"reports/metrics/invariance/{name}.json").read_text())["grid"]
+        assert len(grid) == len(grid[0]) == 32 - 28 + 1
     translated = files.load_npz(root / "data/translated/translated.npz")
     assert translated["x_train"].shape == (500, 32, 32) and translated["x_val"].shape == (100, 32, 32)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import files, models, paths, report
+from stages import files, invariance, models, paths, report
 from stages.cli import StageError
 from stages.params import Experiment
 from stages.report import Bullets, Heading, Image, Paragraph, Table
@@ -49,8 +49,7 @@ def test_results_table_shows_each_experiment_next_to_the_original():
     assert rows["`linear_translated`"][4] == "not reported"
     assert rows["`mlp_translated`"][3:5] == ("96.01%", "95.38%")
     assert rows["`mlp_translated`"][-1] == "805,510"
-    assert rows["`cnn_translated`"][3:6] == ("96.88%", "96.51%", "3 (patience)")
-    assert rows["`cnn_translated`"][6:8] == ("1,290", "12.3 s")
+    assert rows["`cnn_translated`"][3:7] == ("96.88%", "96.51%", "3 / 1,290 (patience)", "12.3 s")
     extra = report.results_table({"cnn_gap": exp("cnn_gap", model="cnn_gap")}, {"cnn_gap": metric(0.99)})
     assert extra.rows[0][4] == "—"  # not an experiment of the notebook
     markdown = text_of([table])
@@ -130,6 +129,34 @@ def test_markdown_and_html_say_the_same_and_html_is_escaped_and_self_contained(t
     assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page
 
 
+def grid_result(grid):
+    grid = np.asarray(grid, dtype=float)
+    last = len(grid) - 1
+    return {"mean": grid.mean(), "min": grid.min(), "centre": grid[last // 2, last // 2],
+            "worst_corner": min(grid[0, 0], grid[0, last], grid[last, 0], grid[last, last]),
+            "test_digits": 100, "canvas": 30, "grid": grid.tolist()}
+
+
+def test_invariance_findings_say_which_model_loses_how_much_away_from_its_training_position():
+    experiments = {"cnn_t": exp("cnn_t", model="cnn"), "cnn_c": exp("cnn_c", model="cnn", placement="centre"),
+                   "gap_c": exp("gap_c", model="cnn_gap", placement="centre")}
+    peaked = np.full((3, 3), 0.5)
+    peaked[1, 1] = 0.99
+    results = {"cnn_t": grid_result(np.full((3, 3), 0.98) + np.eye(3) / 100), "cnn_c": grid_result(peaked),
+               "gap_c": grid_result(np.full((3, 3), 0.97))}
+    text = " ".join(report.invariance_findings(experiments, results))
+    assert "Not by its architecture alone: trained at one position, the original CNN loses 49.00 percentage points" in text
+    assert "varies by 1.00 points" in text and "comes mostly from the training data" in text
+    assert "global-pooling CNN (`gap_c`) scores 97.00% with the digit at the centre and 97.00% in the worst corner: it loses nothing" in text
+    assert "`gap_c` (global-pooling CNN) keeps most of its accuracy away from the centre (0.00 points lost" in text
+    assert "`cnn_c` (CNN) the least (49.00 points)" in text
+    table = report.invariance_table(experiments, results)
+    assert table.rows[1] == ("`cnn_c`", "CNN", "trained at the centre", "55.44%", "50.00%", "99.00%", "50.00%")
+    grids = report.invariance_grids(experiments, results)
+    assert list(grids) == ["trained on translated digits", "trained at the centre"]
+    assert list(grids["trained at the centre"]) == ["CNN", "global-pooling CNN"]
+
+
 # --- the whole stage on a tiny project ---
 
 def tiny_split(n, size, seed, canvas=None):
@@ -180,13 +207,15 @@ def make_tiny_project():
     paths.PARAMS.write_text(yaml.safe_dump({
         "data": {"sources": ["local"], "idx_dir": None, "validation_size": 10},
         "translate": {"canvas": 32, "offsets": "full", "seed": 0},
-        "experiments": {name: e | common for name, e in experiments.items()}}))
+        "experiments": {name: e | common for name, e in experiments.items()},
+        "invariance": {"experiments": ["gap"], "test_digits": 10, "seed": 0}}))
     write_dataset(paths.dataset("centred"))
     write_dataset(paths.dataset("translated"), canvas=32)
     labels = (np.arange(30) % 10).astype(np.int64)
     paths.model("x").parent.mkdir(parents=True)
     write_run("lin", models.build("linear", (28, 28, 1)), labels, 10)
     write_run("gap", models.build("cnn_gap", (32, 32, 1)), labels, 5)
+    invariance.main("gap")
 
 
 def outputs():
@@ -211,7 +240,7 @@ def test_report_stage_writes_every_figure_it_links_and_embeds_them_all(tiny_proj
     assert {p.split("/")[-1] for p in linked} == {
         "examples_mnist.png", "examples_translated.png", "weights_lin.png", "cnn_kernels_gap.png",
         "cnn_feature_maps_gap.png", "curves_lin.png", "curves_gap.png", "confusion_lin.png", "confusion_gap.png",
-        "errors_lin.png", "errors_gap.png"}
+        "errors_lin.png", "errors_gap.png", "invariance_maps.png", "invariance_distance.png"}
     for link in linked:
         png = paths.REPORT_MD.parent / link
         assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size < 400_000, link

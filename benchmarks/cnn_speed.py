@@ -1,0 +1,190 @@
+"""How fast does the original CNN reach the original's accuracy? Original settings vs ours, one run.
+
+    .venv/bin/python benchmarks/cnn_speed.py [--max-seconds S] [--eval-images N] [--pipeline]
+
+Trains the notebook's CNN architecture on the translated data two ways, on this machine:
+  (a) original: Adam 1e-4, batch 50, the translate stage's fixed training images, plain Keras fit;
+  (b) default:  the project's training path with params.yaml's `cnn_translated` settings.
+Every `--eval-images` training images it scores the full 10000-image translated test set
+(timed apart from training) and records when accuracy first reaches 96.5%, the original's
+96.51%. It also measures this machine's float32 matrix-product peak, so throughput can be
+read as a share of it. With --pipeline it then runs every stage of `dvc repro --force`
+one at a time (about as long as a full `make repro`) and records each stage's seconds and
+peak memory. Needs the translate stage's data (`dvc repro translate`). Writes
+reports/benchmark.json, which the report's speed section reads.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stages import datasets, files, models, params, train  # noqa: E402
+
+OUTPUT = Path("reports/benchmark.json")
+TARGET = 0.965
+EXPERIMENT = "cnn_translated"
+
+
+def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
+    """Best GFLOP/s of a float32 (size x size) @ (size x size) product on this machine."""
+    a = keras.ops.convert_to_tensor(np.random.default_rng(0).random((size, size), dtype=np.float32))
+    keras.ops.convert_to_numpy(keras.ops.matmul(a, a))  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def training_flops_per_image(model: keras.Model) -> float:
+    """Multiply-adds of the conv and dense layers, x2 for FLOPs, x3 for forward plus backward."""
+    forward = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, c_in, c_out = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            forward += 2 * kh * kw * c_in * c_out * h * w
+        elif isinstance(layer, keras.layers.Dense):
+            forward += 2 * int(np.prod(layer.kernel.shape))
+    return 3 * forward
+
+
+class TestCheck(keras.callbacks.Callback):
+    """Scores the full test set after every Keras 'epoch' (= one evaluation interval).
+
+    Training time excludes the scoring; stops at the target or when max_seconds of training ran.
+    """
+
+    def __init__(self, x_test, y_test, batch_size: int, max_seconds: float):
+        super().__init__()
+        self.x_test, self.y_test, self.batch_size, self.max_seconds = x_test, y_test, batch_size, max_seconds
+        self.train_seconds = self.eval_seconds = 0.0
+        self.images, self.curve, self.reached = 0, [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.images += self.batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.train_seconds += time.perf_counter() - self.started
+        start = time.perf_counter()
+        logits = self.model.predict(self.x_test, batch_size=1000, verbose=0)
+        accuracy = float(np.mean(np.asarray(logits).argmax(axis=1) == self.y_test))
+        self.eval_seconds += time.perf_counter() - start
+        self.curve.append({"images": self.images, "train_seconds": round(self.train_seconds, 2),
+                           "test_accuracy": accuracy})
+        print(f"  {self.images:>8} images  {self.train_seconds:7.1f} s  test accuracy {accuracy:.2%}", flush=True)
+        if accuracy >= TARGET and self.reached is None:
+            self.reached = self.curve[-1]
+            self.model.stop_training = True
+        elif self.train_seconds >= self.max_seconds:
+            self.model.stop_training = True
+
+
+def run(name: str, model, batches, batch_size: int, data: dict, args, flops: float, peak: float) -> dict:
+    interval = max(1, round(args.eval_images / batch_size))
+    check = TestCheck(datasets.as_input(data["x_test"]), data["y_test"].astype(np.int64), batch_size,
+                      args.max_seconds)
+    print(f"{name}: batch {batch_size}, test accuracy every {interval * batch_size} images", flush=True)
+    model.fit(batches, steps_per_epoch=interval, epochs=10**6, shuffle=False, callbacks=[check], verbose=0)
+    images_per_second = check.images / check.train_seconds
+    return {
+        "batch_size": batch_size,
+        "seconds_to_target": check.reached and check.reached["train_seconds"],
+        "images_to_target": check.reached and check.reached["images"],
+        "train_seconds": round(check.train_seconds, 2),
+        "eval_seconds": round(check.eval_seconds, 2),
+        "images_per_second": round(images_per_second, 1),
+        "gflops": round(images_per_second * flops / 1e9, 2),
+        "share_of_peak": round(images_per_second * flops / 1e9 / peak, 3),
+        "curve": check.curve,
+    }
+
+
+def original(data: dict, args, flops: float, peak: float) -> dict:
+    """The notebook's settings: Adam 1e-4, batch 50, one fixed translated training set."""
+    train.make_deterministic(1)
+    batches = datasets.TrainBatches(data["x_train"], data["y_train"], data["offsets_train"], "fixed", 50, 1,
+                                    int(data["max_offset"]))
+    model = models.cnn(datasets.as_input(data["x_val"][:1]).shape[1:])
+    model.compile(optimizer=keras.optimizers.Adam(1e-4),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return run("original", model, batches, 50, data, args, flops, peak)
+
+
+def default(data: dict, args, flops: float, peak: float) -> dict:
+    """params.yaml's cnn_translated, built and compiled exactly as the train stage does."""
+    exp = params.load().experiment(EXPERIMENT)
+    train.make_deterministic(exp.seed)
+    batches = datasets.TrainBatches(data["x_train"], data["y_train"], data["offsets_train"], exp.placement,
+                                    exp.batch_size, exp.seed, int(data["max_offset"]))
+    model = train.compile_model(models.build(exp.model, datasets.as_input(data["x_val"][:1]).shape[1:]), exp,
+                                batches.steps_per_epoch)
+    return run("default", model, batches, exp.batch_size, data, args, flops, peak)
+
+
+def pipeline_stages() -> list[dict]:
+    """Runs each stage of the pipeline alone with --force, in dvc.yaml's order (a topological one)."""
+    names = subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    timings = []
+    for name in names:
+        start = time.perf_counter()
+        process = subprocess.Popen(["dvc", "repro", "--force", "--single-item", name],
+                                   stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        if status:
+            raise SystemExit(f"benchmark: stage {name} failed")
+        seconds = time.perf_counter() - start
+        # ru_maxrss of a waited-for child covers its own waited-for children: the stage's process.
+        timings.append({"stage": name, "seconds": round(seconds, 1), "peak_mb": round(usage.ru_maxrss / 1024)})
+        print(f"  {name:<32} {seconds:7.1f} s  peak {usage.ru_maxrss / 1024:6.0f} MB", flush=True)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-seconds", type=float, default=3600, help="training time cap per run")
+    parser.add_argument("--eval-images", type=int, default=10000, help="training images between test checks")
+    parser.add_argument("--pipeline", action="store_true", help="also time every stage of dvc repro --force")
+    args = parser.parse_args()
+
+    data = datasets.load("translated")
+    peak = matmul_peak()
+    flops = training_flops_per_image(models.cnn(datasets.as_input(data["x_val"][:1]).shape[1:]))
+    print(f"matrix-product peak {peak:.0f} GFLOP/s; the CNN costs {flops / 1e6:.0f} MFLOP per training image")
+    result = {"backend": keras.backend.backend(), "cores": os.cpu_count(), "matmul_peak_gflops": round(peak, 1),
+              "cnn_training_mflop_per_image": round(flops / 1e6, 1), "target_accuracy": TARGET,
+              "runs": {"original": original(data, args, flops, peak), "default": default(data, args, flops, peak)}}
+    a, b = result["runs"]["original"], result["runs"]["default"]
+    if a["seconds_to_target"] and b["seconds_to_target"]:
+        result["speedup_to_target"] = round(a["seconds_to_target"] / b["seconds_to_target"], 2)
+    if args.pipeline:
+        print("dvc repro --force, one stage at a time:")
+        result["pipeline"] = pipeline_stages()
+        result["pipeline_seconds"] = round(sum(s["seconds"] for s in result["pipeline"]), 1)
+    if OUTPUT.exists() and not args.pipeline:
+        result.setdefault("pipeline", files.read_json(OUTPUT).get("pipeline"))  # keep the last full timing
+    files.write_json(OUTPUT, result)
+    print(f"\n{'run':<10}{'batch':>6}{'s to 96.5%':>12}{'images/s':>10}{'GFLOP/s':>9}{'of peak':>9}")
+    for name, r in result["runs"].items():
+        reached = f"{r['seconds_to_target']:.0f}" if r["seconds_to_target"] else "not reached"
+        print(f"{name:<10}{r['batch_size']:>6}{reached:>12}{r['images_per_second']:>10.0f}{r['gflops']:>9.1f}"
+              f"{r['share_of_peak']:>9.0%}")
+    if "speedup_to_target" in result:
+        print(f"default reaches {TARGET:.1%} {result['speedup_to_target']}x sooner than the original settings")
+    print(f"wrote {OUTPUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Stage `invariance`: one trained model's test accuracy with the digit at every offset of the canvas.
+
+    python -m stages.invariance <experiment>
+
+Takes `invariance.test_digits` test digits (a fixed seeded subset), places every one of
+them at each of the canvas's (canvas - 27)^2 offsets and writes the accuracy grid with
+its summary to reports/metrics/invariance/<experiment>.json.
+"""
+
+import sys
+import time
+
+import keras
+import numpy as np
+
+from stages import cli, datasets, files, params, paths
+from stages.translate import DIGIT, place
+
+BATCH = 1000
+
+
+def test_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Indices of a fixed random subset of the test set, in test-set order."""
+    if size > len(labels):
+        raise params.ParamsError(f"invariance.test_digits = {size}: the test set has only {len(labels)} digits")
+    return np.sort(np.random.default_rng(seed).choice(len(labels), size, replace=False))
+
+
+def accuracy_grid(predict, digits: np.ndarray, labels: np.ndarray, canvas: int, progress=print) -> np.ndarray:
+    """grid[row, col] = accuracy with every digit's top-left corner at (row, col).
+
+    `predict` maps float32 (n, canvas, canvas, 1) images to (n, 10) scores. One canvas row
+    of offsets is placed and predicted at a time, so memory stays at n * (canvas - 27) images.
+    """
+    size = canvas - DIGIT + 1
+    grid = np.empty((size, size))
+    n = len(digits)
+    for row in range(size):
+        offsets = np.stack(np.broadcast_arrays(row, np.repeat(np.arange(size), n)), axis=1)
+        images = place(np.tile(digits, (size, 1, 1)), offsets, canvas)
+        predicted = np.asarray(predict(datasets.as_input(images))).argmax(axis=1).reshape(size, n)
+        grid[row] = (predicted == labels).mean(axis=1)
+        progress(row + 1, size)
+    return grid
+
+
+def summary(grid: np.ndarray) -> dict[str, float]:
+    """Mean, minimum, centre and worst corner of an accuracy grid."""
+    last, middle = len(grid) - 1, (len(grid) - 1) // 2
+    corners = [grid[0, 0], grid[0, last], grid[last, 0], grid[last, last]]
+    return {"mean": float(grid.mean()), "min": float(grid.min()), "centre": float(grid[middle, middle]),
+            "worst_corner": float(min(corners))}
+
+
+def main(name: str) -> None:
+    p = params.load()
+    p.experiment(name)
+    test = datasets.load("centred")
+    subset = test_subset(test["y_test"], p.invariance.test_digits, p.invariance.seed)
+    digits, labels = test["x_test"][subset], test["y_test"][subset].astype(np.int64)
+    model = keras.saving.load_model(paths.model(name), compile=False)
+    canvas = model.input_shape[1]
+    start = time.perf_counter()
+
+    def progress(done: int, rows: int) -> None:
+        print(f"invariance: {name}: offset row {done}/{rows}, {time.perf_counter() - start:.0f} s", flush=True)
+
+    grid = accuracy_grid(lambda x: model.predict(x, batch_size=BATCH, verbose=0), digits, labels, canvas, progress)
+    seconds = time.perf_counter() - start
+    result = summary(grid) | {"test_digits": len(subset), "canvas": canvas, "seconds": round(seconds, 1),
+                              "grid": grid.tolist()}
+    files.write_json(paths.invariance(name), result)
+    print(f"invariance: {name}: mean {result['mean']:.2%}, min {result['min']:.2%}, centre {result['centre']:.2%}, "
+          f"worst corner {result['worst_corner']:.2%} ({len(grid)}x{len(grid)} offsets x {len(subset)} digits, "
+          f"{seconds:.0f} s)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m stages.invariance <experiment>")
+    sys.exit(cli.run(main, sys.argv[1]))

@@ -1,0 +1,90 @@
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from stages import files, invariance, models, paths
+from tests.conftest import write_datasets
+
+REPO = Path(__file__).resolve().parents[1]
+rng = np.random.default_rng(0)
+
+
+def test_every_digit_sits_exactly_at_each_offset_of_the_grid():
+    canvas, n = 33, 4
+    digits = rng.integers(1, 256, size=(n, 28, 28), dtype=np.uint8)  # no zero pixel: the box is the digit
+    seen = []
+
+    def predict(images):
+        scores = np.zeros((len(images), 10))
+        for i, image in enumerate(images[..., 0]):
+            rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+            top, left = rows[0], cols[0]
+            assert (rows[-1] - top, cols[-1] - left) == (27, 27)
+            assert np.array_equal(np.rint(image[top:top + 28, left:left + 28] * 255), digits[i % n])
+            seen.append((top, left))
+            scores[i, (top + left) % 10] = 1  # "predicts" the sum of its offsets
+        return scores
+
+    grid = invariance.accuracy_grid(predict, digits, np.full(n, 3), canvas, progress=lambda *_: None)
+    rows, cols = np.indices((6, 6))
+    assert np.array_equal(grid, ((rows + cols) % 10 == 3).astype(float))
+    assert sorted(set(seen)) == [(r, c) for r in range(6) for c in range(6)] and len(seen) == 36 * n
+
+
+def summed_pixels_model(canvas):
+    """Translation invariant by construction: a linear map of the mean pixel value."""
+    return keras.Sequential([keras.Input((canvas, canvas, 1)), keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(10)])
+
+
+def test_an_invariant_model_draws_a_flat_grid_and_a_pixel_map_does_not():
+    digits = rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=200)
+    keras.utils.set_random_seed(1)
+    flat = invariance.accuracy_grid(summed_pixels_model(32).predict, digits, labels, 32, lambda *_: None)
+    assert np.all(flat == flat[0, 0])
+    pixels = models.build("linear", (32, 32, 1))
+    varied = invariance.accuracy_grid(pixels.predict, digits, labels, 32, lambda *_: None)
+    assert varied.max() > varied.min()
+
+
+def test_summary_reads_the_grid():
+    grid = np.arange(25, dtype=float).reshape(5, 5) / 25
+    s = invariance.summary(grid)
+    assert s == {"mean": grid.mean(), "min": 0.0, "centre": 12 / 25, "worst_corner": 0.0}
+    grid[0, 0] = 0.9
+    assert invariance.summary(grid)["worst_corner"] == 4 / 25
+
+
+def test_test_subset_is_seeded_sorted_and_bounded():
+    labels = np.zeros(50)
+    a, b = invariance.test_subset(labels, 20, 7), invariance.test_subset(labels, 20, 7)
+    assert np.array_equal(a, b) and np.all(np.diff(a) > 0) and len(a) == 20
+    assert not np.array_equal(a, invariance.test_subset(labels, 20, 8))
+    with pytest.raises(invariance.params.ParamsError, match="test_digits = 51"):
+        invariance.test_subset(labels, 51, 7)
+
+
+def test_stage_writes_the_grid_with_its_declared_shape_and_a_summary_that_agrees(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["invariance"] |= {"experiments": ["linear_translated"], "test_digits": 30}
+    paths.PARAMS.write_text(yaml.safe_dump(raw))
+    paths.DATASETS.mkdir(parents=True)
+    write_datasets(paths.DATASETS, canvas=32)
+    paths.model("x").parent.mkdir(parents=True)
+    models.build("linear", (32, 32, 1)).save(paths.model("linear_translated"))
+
+    invariance.main("linear_translated")
+
+    result = files.read_json(paths.invariance("linear_translated"))
+    grid = np.array(result["grid"])
+    assert grid.shape == (5, 5) and result["canvas"] == 32 and result["test_digits"] == 30
+    assert np.all((grid >= 0) & (grid <= 1)) and np.allclose(grid * 30, np.round(grid * 30), atol=1e-3)
+    assert result["mean"] == pytest.approx(grid.mean(), abs=1e-4)
+    assert result["min"] == pytest.approx(grid.min()) and result["centre"] == pytest.approx(grid[2, 2])
+    assert result["worst_corner"] == pytest.approx(min(grid[0, 0], grid[0, 4], grid[4, 0], grid[4, 4]))
