@@ -17,17 +17,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages import files  # noqa: E402
+from stages import files, paths  # noqa: E402
 
-OUTPUT = Path("reports/benchmark_levers.json")
+OUTPUT = paths.BENCHMARK_LEVERS
 WARMUP_STEPS = 5
 
-# name -> settings; the first is the project's default path (batch 256, deterministic, Keras fit).
+# name -> settings, each one change from the first row: the project's default path
+# (params.yaml's cnn_translated batch size, deterministic ops, float32, Keras fit).
 VARIANTS = {
-    "default (batch 256)": {},
+    "default": {},
     "batch 50 (original)": {"batch_size": 50},
     "batch 128": {"batch_size": 128},
-    "batch 512": {"batch_size": 512},
+    "batch 256": {"batch_size": 256},
+    "batch 1024": {"batch_size": 1024},
     "no op determinism": {"deterministic": False},
     "XLA (jit_compile)": {"jit_compile": True},
     "8 steps per execution": {"steps_per_execution": 8},
@@ -48,10 +50,10 @@ def measure(settings: dict, steps: int) -> float:
         tf.config.experimental.enable_op_determinism()
     if settings.get("policy"):
         keras.mixed_precision.set_global_policy(settings["policy"])
-    from stages import models
+    from stages import models, params
 
     keras.utils.set_random_seed(1)
-    batch_size = settings.get("batch_size", 256)
+    batch_size = settings.get("batch_size", params.load().experiment("cnn_translated").batch_size)
     per_execution = settings.get("steps_per_execution", 1)
     rng = np.random.default_rng(0)
     total = (WARMUP_STEPS * per_execution + steps) * batch_size

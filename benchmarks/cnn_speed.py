@@ -25,9 +25,9 @@ import keras
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages import datasets, files, models, params, train  # noqa: E402
+from stages import datasets, files, models, params, paths, train  # noqa: E402
 
-OUTPUT = Path("reports/benchmark.json")
+OUTPUT = paths.BENCHMARK
 TARGET = 0.965
 EXPERIMENT = "cnn_translated"
 
@@ -154,7 +154,7 @@ def pipeline_stages() -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-seconds", type=float, default=3600, help="training time cap per run")
+    parser.add_argument("--max-seconds", type=float, default=3600, help="training time cap per run (s)")
     parser.add_argument("--eval-images", type=int, default=10000, help="training images between test checks")
     parser.add_argument("--pipeline", action="store_true", help="also time every stage of dvc repro --force")
     args = parser.parse_args()
@@ -167,14 +167,14 @@ def main() -> None:
               "cnn_training_mflop_per_image": round(flops / 1e6, 1), "target_accuracy": TARGET,
               "runs": {"original": original(data, args, flops, peak), "default": default(data, args, flops, peak)}}
     a, b = result["runs"]["original"], result["runs"]["default"]
-    if a["seconds_to_target"] and b["seconds_to_target"]:
-        result["speedup_to_target"] = round(a["seconds_to_target"] / b["seconds_to_target"], 2)
+    if b["seconds_to_target"]:
+        # Original not there by the time cap: its whole training time gives a lower bound.
+        result["speedup_to_target"] = round((a["seconds_to_target"] or a["train_seconds"]) / b["seconds_to_target"], 2)
+        result["speedup_is_lower_bound"] = a["seconds_to_target"] is None
     if args.pipeline:
         print("dvc repro --force, one stage at a time:")
         result["pipeline"] = pipeline_stages()
         result["pipeline_seconds"] = round(sum(s["seconds"] for s in result["pipeline"]), 1)
-    if OUTPUT.exists() and not args.pipeline:
-        result.setdefault("pipeline", files.read_json(OUTPUT).get("pipeline"))  # keep the last full timing
     files.write_json(OUTPUT, result)
     print(f"\n{'run':<10}{'batch':>6}{'s to 96.5%':>12}{'images/s':>10}{'GFLOP/s':>9}{'of peak':>9}")
     for name, r in result["runs"].items():
@@ -182,7 +182,8 @@ def main() -> None:
         print(f"{name:<10}{r['batch_size']:>6}{reached:>12}{r['images_per_second']:>10.0f}{r['gflops']:>9.1f}"
               f"{r['share_of_peak']:>9.0%}")
     if "speedup_to_target" in result:
-        print(f"default reaches {TARGET:.1%} {result['speedup_to_target']}x sooner than the original settings")
+        bound = "at least " if result["speedup_is_lower_bound"] else ""
+        print(f"default reaches {TARGET:.1%} {bound}{result['speedup_to_target']}x sooner than the original settings")
     print(f"wrote {OUTPUT}")
 
 

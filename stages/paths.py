@@ -40,6 +40,10 @@ def predictions(experiment: str) -> Path:
     return Path("reports/predictions") / f"{experiment}.csv"
 
 
+# Written by benchmarks/cnn_speed.py and benchmarks/cnn_levers.py (not pipeline stages), read by the report.
+BENCHMARK = Path("reports/benchmark.json")
+BENCHMARK_LEVERS = Path("reports/benchmark_levers.json")
+
 REPORT_MD = Path("reports/report.md")
 REPORT_HTML = Path("reports/index.html")
 FIGURES = Path("reports/figures")

@@ -371,6 +371,105 @@ def invariance_section(experiments: dict[str, Experiment], results: dict[str, di
     ]
 
 
+# --- speed: benchmarks/cnn_speed.py and benchmarks/cnn_levers.py write what this section shows ---
+
+RUN_NAMES = {"original": "original settings (Adam 1e-4, batch 50, fixed images)",
+             "default": "this project's `cnn_translated` settings"}
+
+
+def seconds_text(seconds: float | None) -> str:
+    return "not reached" if seconds is None else f"{seconds:,.0f} s"
+
+
+def speed_table(benchmark: dict) -> Table:
+    rows = tuple((RUN_NAMES.get(name, name), f"{r['batch_size']}", seconds_text(r["seconds_to_target"]),
+                  "—" if r["images_to_target"] is None else f"{r['images_to_target']:,}",
+                  f"{r['images_per_second']:,.0f}", f"{r['gflops']:.1f}", percent(r["share_of_peak"]))
+                 for name, r in benchmark["runs"].items())
+    return Table(("run", "batch", f"seconds to {percent(benchmark['target_accuracy'])}", "images seen",
+                  "images / s", "GFLOP/s", "share of peak"), rows, (False, True, True, True, True, True, True))
+
+
+def levers_table(levers: dict) -> Table:
+    rows = tuple((name, f"{r['images_per_second']:,.0f}", f"{r['vs_default']:.2f}×") if "error" not in r
+                 else (name, "failed", r["error"]) for name, r in levers["variants"].items())
+    return Table(("variant (one change from the first row)", "images / s", "vs first row"), rows, (False, True, True))
+
+
+def speed_findings(benchmark: dict) -> list[str]:
+    original, default = benchmark["runs"]["original"], benchmark["runs"]["default"]
+    findings = []
+    if "speedup_to_target" in benchmark:
+        bound = "at least " if benchmark["speedup_is_lower_bound"] else ""
+        findings.append(f"This project's settings reach {percent(benchmark['target_accuracy'])} on the test set "
+                        f"{bound}{benchmark['speedup_to_target']:.1f}× sooner than the original settings "
+                        f"({seconds_text(default['seconds_to_target'])} of training against "
+                        f"{'more than ' if bound else ''}{original['seconds_to_target'] or original['train_seconds']:,.0f} s).")
+    for name, r in benchmark["runs"].items():
+        if r["seconds_to_target"] is None:
+            label = RUN_NAMES.get(name, name)
+            findings.append(f"{label[0].upper()}{label[1:]}: did not reach "
+                            f"{percent(benchmark['target_accuracy'])} within {r['train_seconds']:,.0f} s of training.")
+    findings.append(
+        f"Per image, the default path trains {default['images_per_second'] / original['images_per_second']:.1f}× "
+        f"faster ({default['images_per_second']:,.0f} against {original['images_per_second']:,.0f} images/s): "
+        f"{percent(default['share_of_peak'])} of this machine's matrix-product peak "
+        f"({benchmark['matmul_peak_gflops']:.0f} GFLOP/s), against {percent(original['share_of_peak'])}.")
+    return findings
+
+
+def speed_section(benchmark: dict, levers: dict) -> list:
+    curves = {RUN_NAMES.get(name, name).replace("`", ""): (np.array([c["train_seconds"] for c in r["curve"]]),
+                                                           np.array([c["test_accuracy"] for c in r["curve"]]))
+              for name, r in benchmark["runs"].items()}
+    return [
+        Heading(2, "Speed"),
+        Paragraph(SPEED_METHOD.format(cores=benchmark["cores"], backend=benchmark["backend"],
+                                      mflop=benchmark["cnn_training_mflop_per_image"])),
+        speed_table(benchmark),
+        figure("time_to_accuracy", figures.time_to_accuracy(curves, benchmark["target_accuracy"],
+                                                             "The original CNN: test accuracy against training time"),
+               "Test accuracy against training time",
+               "Each point is one scoring of the full 10,000-image translated test set during training."),
+        Bullets(tuple(speed_findings(benchmark))),
+        Paragraph(LEVERS_METHOD.format(steps=levers["steps"])),
+        levers_table(levers),
+        Bullets(tuple(levers_findings(levers))),
+        *pipeline_timing(benchmark.get("pipeline")),
+    ]
+
+
+def pipeline_timing(stages: list[dict] | None) -> list:
+    """`cnn_speed.py --pipeline`: every stage of `dvc repro --force`, run alone."""
+    if not stages:
+        return []
+    total = sum(s["seconds"] for s in stages)
+    rows = tuple((f"`{s['stage']}`", f"{s['seconds']:,.1f} s", f"{s['peak_mb']:,} MB") for s in stages)
+    return [Paragraph(f"The whole default pipeline, one stage at a time with `dvc repro --force`: {total / 60:.1f} "
+                      f"minutes; the largest peak memory of any stage was {max(s['peak_mb'] for s in stages):,} MB."),
+            Table(("stage", "time", "peak memory"), rows, (False, True, True))]
+
+
+def levers_findings(levers: dict) -> list[str]:
+    """Sorts the variants by what they did to throughput, with a 5% band for noise."""
+    measured = {name: r["vs_default"] for name, r in list(levers["variants"].items())[1:] if "error" not in r}
+    groups = {"faster than the default": {n: v for n, v in measured.items() if v >= 1.05},
+              "within 5% of the default (no measurable gain)": {n: v for n, v in measured.items() if 0.95 < v < 1.05},
+              "slower than the default": {n: v for n, v in measured.items() if v <= 0.95}}
+    return [f"{label.capitalize()}: " + ", ".join(f"{n} ({v:.2f}×)" for n, v in group.items()) + "."
+            for label, group in groups.items() if group]
+
+
+SPEED_METHOD = (
+    "`benchmarks/cnn_speed.py` trains the notebook's CNN twice in one run on one machine ({cores} cores, Keras on "
+    "{backend}) and scores the full translated test set every 10,000 or so training images; the scoring time is "
+    "not counted. The CNN costs {mflop:.1f} MFLOP per training image (forward and backward), which turns images "
+    "per second into GFLOP/s; the share is of the fastest float32 matrix product measured on the same machine.")
+LEVERS_METHOD = (
+    "`benchmarks/cnn_levers.py` measures what each setting alone does to training throughput ({steps} timed steps "
+    "on random images, each variant in a fresh process; accuracy is not measured there).")
+
+
 def discussion(experiments: dict[str, Experiment], metrics: dict[str, dict]) -> list:
     accuracy = {name: metrics[name]["test_accuracy"] for name in experiments}
     best = max(accuracy, key=accuracy.get)
@@ -443,7 +542,8 @@ def required_inputs(p: params.Params) -> list[Path]:
     needed = [paths.dataset("centred"), paths.dataset("translated")]
     for name in p.experiments:
         needed += [paths.metrics(name), paths.predictions(name), paths.model(name), paths.training_log(name)]
-    return needed + [paths.invariance(name) for name in p.invariance.experiments]
+    return needed + [paths.invariance(name) for name in p.invariance.experiments] + [paths.BENCHMARK,
+                                                                                    paths.BENCHMARK_LEVERS]
 
 
 def load_test_set(name: str) -> dict[str, np.ndarray]:
@@ -578,9 +678,12 @@ def outcome_figures(name: str, metrics: dict, test: dict[str, np.ndarray]) -> li
 
 
 def build(p: params.Params) -> list:
-    missing = [str(path) for path in required_inputs(p) if not path.exists()]
+    missing = [path for path in required_inputs(p) if not path.exists()]
     if missing:
-        raise StageError(f"missing inputs: {', '.join(missing)} (run `dvc repro` to make them)")
+        made_by = {paths.BENCHMARK: "benchmarks/cnn_speed.py", paths.BENCHMARK_LEVERS: "benchmarks/cnn_levers.py"}
+        raise StageError("missing inputs: " + ", ".join(
+            f"{path} (run {made_by[path]})" if path in made_by else f"{path} (run `dvc repro` to make it)"
+            for path in missing))
     metrics = {name: files.read_json(paths.metrics(name)) for name in p.experiments}
     tests = {name: load_test_set(name) for name in ("centred", "translated")}
     digit_size = tests["centred"]["x_test"].shape[1]
@@ -606,6 +709,7 @@ def build(p: params.Params) -> list:
     if p.invariance.experiments:
         results = {name: files.read_json(paths.invariance(name)) for name in p.invariance.experiments}
         blocks += invariance_section(p.experiments, results)
+    blocks += speed_section(files.read_json(paths.BENCHMARK), files.read_json(paths.BENCHMARK_LEVERS))
     return blocks
 
 

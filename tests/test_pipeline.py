@@ -33,10 +33,13 @@ def sh(*args, cwd, check=True) -> str:
 
 
 def copy_repo(dest: Path) -> None:
-    """The files git would commit here (tracked or not ignored), without results or lock."""
+    """The files git would commit here (tracked or not ignored), without results or lock.
+
+    The benchmark's JSON stays: it is an input of the report, not a pipeline output."""
     listed = sh("git", "ls-files", "--cached", "--others", "--exclude-standard", cwd=REPO).split("\n")
     for name in filter(None, listed):
-        if name == "dvc.lock" or name.startswith(("reports/", "data/")) or not (REPO / name).exists():
+        results = name.startswith(("reports/", "data/")) and not name.startswith("reports/benchmark")
+        if name == "dvc.lock" or results or not (REPO / name).exists():
             continue
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, dest / name)

@@ -216,6 +216,46 @@ def make_tiny_project():
     write_run("lin", models.build("linear", (28, 28, 1)), labels, 10)
     write_run("gap", models.build("cnn_gap", (32, 32, 1)), labels, 5)
     invariance.main("gap")
+    files.write_json(paths.BENCHMARK, benchmark())
+    files.write_json(paths.BENCHMARK_LEVERS, levers())
+
+
+def benchmark_run(batch, accuracies, seconds_per_check):
+    curve = [{"images": 100 * (i + 1), "train_seconds": seconds_per_check * (i + 1), "test_accuracy": a}
+             for i, a in enumerate(accuracies)]
+    reached = next((c for c in curve if c["test_accuracy"] >= 0.965), None)
+    return {"batch_size": batch, "seconds_to_target": reached and reached["train_seconds"],
+            "images_to_target": reached and reached["images"], "train_seconds": curve[-1]["train_seconds"],
+            "eval_seconds": 1.0, "images_per_second": 100 / seconds_per_check, "gflops": 8.64 / seconds_per_check,
+            "share_of_peak": 0.0864 / seconds_per_check, "curve": curve}
+
+
+def benchmark(original=(0.5, 0.9, 0.96, 0.97), default=(0.8, 0.97)):
+    runs = {"original": benchmark_run(50, original, 10.0), "default": benchmark_run(512, default, 4.0)}
+    a, b = runs["original"], runs["default"]
+    return {"backend": "tensorflow", "cores": 2, "matmul_peak_gflops": 100.0, "cnn_training_mflop_per_image": 86.4,
+            "target_accuracy": 0.965, "runs": runs,
+            "speedup_to_target": (a["seconds_to_target"] or a["train_seconds"]) / b["seconds_to_target"],
+            "speedup_is_lower_bound": a["seconds_to_target"] is None}
+
+
+def levers():
+    return {"steps": 5, "variants": {"default": {"images_per_second": 100.0, "vs_default": 1.0},
+                                     "batch 1024": {"images_per_second": 120.0, "vs_default": 1.2},
+                                     "XLA (jit_compile)": {"images_per_second": 101.0, "vs_default": 1.01},
+                                     "mixed bfloat16": {"images_per_second": 60.0, "vs_default": 0.6}}}
+
+
+def test_speed_findings_come_from_the_benchmark_and_say_when_a_speedup_is_only_a_bound():
+    text = " ".join(report.speed_findings(benchmark()))
+    assert "5.0× sooner" in text and "(8 s of training against 40 s)" in text
+    assert "2.5× faster (25 against 10 images/s)" in text
+    bounded = " ".join(report.speed_findings(benchmark(original=(0.5, 0.9))))
+    assert "at least 2.5× sooner" in bounded and "more than 20 s" in bounded and "did not reach 96.50% within 20 s" in bounded
+    assert report.levers_findings(levers()) == [
+        "Faster than the default: batch 1024 (1.20×).",
+        "Within 5% of the default (no measurable gain): XLA (jit_compile) (1.01×).",
+        "Slower than the default: mixed bfloat16 (0.60×)."]
 
 
 def outputs():
@@ -240,7 +280,8 @@ def test_report_stage_writes_every_figure_it_links_and_embeds_them_all(tiny_proj
     assert {p.split("/")[-1] for p in linked} == {
         "examples_mnist.png", "examples_translated.png", "weights_lin.png", "cnn_kernels_gap.png",
         "cnn_feature_maps_gap.png", "curves_lin.png", "curves_gap.png", "confusion_lin.png", "confusion_gap.png",
-        "errors_lin.png", "errors_gap.png", "invariance_maps.png", "invariance_distance.png"}
+        "errors_lin.png", "errors_gap.png", "invariance_maps.png", "invariance_distance.png",
+        "time_to_accuracy.png"}
     for link in linked:
         png = paths.REPORT_MD.parent / link
         assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size < 400_000, link

@@ -1,0 +1,33 @@
+import importlib.util
+from pathlib import Path
+
+from stages import models
+
+
+def load(name):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_flops_count_every_conv_and_dense_multiply_add_three_times():
+    cnn_speed = load("cnn_speed")
+    conv = 2 * 5 * 5 * 1 * 32 * 40 * 40  # 'same' padding: one 5x5x1 kernel per output pixel and channel
+    dense = 2 * (20 * 20 * 32 * 1024 + 1024 * 10)
+    assert cnn_speed.training_flops_per_image(models.cnn((40, 40, 1))) == 3 * (conv + dense)
+    # about the 87 MFLOP the speed issue quotes for the notebook's CNN
+    assert 86e6 < 3 * (conv + dense) < 88e6
+
+
+def test_matmul_peak_is_a_positive_rate():
+    assert load("cnn_speed").matmul_peak(size=64, repeats=2) > 0
+
+
+def test_every_lever_changes_one_known_setting():
+    cnn_levers = load("cnn_levers")
+    known = {"batch_size", "deterministic", "jit_compile", "steps_per_execution", "inter_op_threads", "policy"}
+    first, *others = cnn_levers.VARIANTS.values()
+    assert first == {}
+    assert all(len(v) == 1 and set(v) <= known for v in others)
