@@ -301,8 +301,9 @@ def invariance_table(experiments: dict[str, Experiment], results: dict[str, dict
 def invariance_findings(experiments: dict[str, Experiment], results: dict[str, dict]) -> list[str]:
     """Per model: how flat its grid is when trained on moved digits, and what it loses away from the centre."""
     found = []
-    moved = {experiments[n].model: n for n in results if experiments[n].placement != "centre"}
-    centre = {experiments[n].model: n for n in results if experiments[n].placement == "centre"}
+    measured = {name: experiments[name] for name in results}
+    moved = _one_per_model(measured, _moved)
+    centre = _one_per_model(measured, lambda e: e.placement == "centre")
     if "cnn" in moved and "cnn" in centre:
         drop = results[centre["cnn"]]["centre"] - results[centre["cnn"]]["worst_corner"]
         grid = np.asarray(results[moved["cnn"]]["grid"])
