@@ -155,7 +155,7 @@ def pipeline_stages() -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-seconds", type=float, default=3600, help="training time cap per run (s)")
-    parser.add_argument("--eval-images", type=int, default=10000, help="training images between test checks")
+    parser.add_argument("--eval-images", type=int, default=5000, help="training images between test checks")
     parser.add_argument("--pipeline", action="store_true", help="also time every stage of dvc repro --force")
     args = parser.parse_args()
 
@@ -165,6 +165,7 @@ def main() -> None:
     print(f"matrix-product peak {peak:.0f} GFLOP/s; the CNN costs {flops / 1e6:.0f} MFLOP per training image")
     result = {"backend": keras.backend.backend(), "cores": os.cpu_count(), "matmul_peak_gflops": round(peak, 1),
               "cnn_training_mflop_per_image": round(flops / 1e6, 1), "target_accuracy": TARGET,
+              "eval_images": args.eval_images,
               "runs": {"original": original(data, args, flops, peak), "default": default(data, args, flops, peak)}}
     a, b = result["runs"]["original"], result["runs"]["default"]
     if b["seconds_to_target"]:

@@ -426,6 +426,7 @@ def speed_section(benchmark: dict, levers: dict) -> list:
     return [
         Heading(2, "Speed"),
         Paragraph(SPEED_METHOD.format(cores=benchmark["cores"], backend=benchmark["backend"],
+                                      eval_images=benchmark["eval_images"],
                                       mflop=benchmark["cnn_training_mflop_per_image"])),
         speed_table(benchmark),
         figure("time_to_accuracy", figures.time_to_accuracy(curves, benchmark["target_accuracy"],
@@ -463,7 +464,7 @@ def levers_findings(levers: dict) -> list[str]:
 
 SPEED_METHOD = (
     "`benchmarks/cnn_speed.py` trains the notebook's CNN twice in one run on one machine ({cores} cores, Keras on "
-    "{backend}) and scores the full translated test set every 10,000 or so training images; the scoring time is "
+    "{backend}) and scores the full translated test set every {eval_images:,} or so training images; the scoring time is "
     "not counted. The CNN costs {mflop:.1f} MFLOP per training image (forward and backward), which turns images "
     "per second into GFLOP/s; the share is of the fastest float32 matrix product measured on the same machine.")
 LEVERS_METHOD = (
