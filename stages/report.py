@@ -464,8 +464,8 @@ def levers_findings(levers: dict) -> list[str]:
 
 SPEED_METHOD = (
     "`benchmarks/cnn_speed.py` trains the notebook's CNN twice in one run on one machine ({cores} cores, Keras on "
-    "{backend}) and scores the full translated test set every {eval_images:,} or so training images; the scoring time is "
-    "not counted. The CNN costs {mflop:.1f} MFLOP per training image (forward and backward), which turns images "
+    "{backend}) and scores the full translated test set every {eval_images:,} or so training images; the scoring "
+    "time is not counted. The CNN costs {mflop:.1f} MFLOP per training image (forward and backward), which turns images "
     "per second into GFLOP/s; the share is of the fastest float32 matrix product measured on the same machine.")
 LEVERS_METHOD = (
     "`benchmarks/cnn_levers.py` measures what each setting alone does to training throughput ({steps} timed steps "
