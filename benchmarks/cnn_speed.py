@@ -1,6 +1,6 @@
 """How fast does the original CNN reach the original's accuracy? Original settings vs ours, one run.
 
-    .venv/bin/python benchmarks/cnn_speed.py [--max-seconds S] [--eval-images N] [--pipeline]
+    .venv/bin/python benchmarks/cnn_speed.py [--max-seconds S] [--eval-images N]
 
 Trains the notebook's CNN architecture on the translated data two ways, on this machine:
   (a) original: Adam 1e-4, batch 50, the translate stage's fixed training images, plain Keras fit;
@@ -8,15 +8,13 @@ Trains the notebook's CNN architecture on the translated data two ways, on this 
 Every `--eval-images` training images it scores the full 10000-image translated test set
 (timed apart from training) and records when accuracy first reaches 96.5%, the original's
 96.51%. It also measures this machine's float32 matrix-product peak, so throughput can be
-read as a share of it. With --pipeline it then runs every stage of `dvc repro --force`
-one at a time (about as long as a full `make repro`) and records each stage's seconds and
-peak memory. Needs the translate stage's data (`dvc repro translate`). Writes
-reports/benchmark.json, which the report's speed section reads.
+read as a share of it (benchmarks/pipeline_time.py times the whole pipeline). Needs the
+translate stage's data (`dvc repro translate`). Writes reports/benchmark.json, which the
+report's speed section reads.
 """
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -133,30 +131,10 @@ def default(data: dict, args, flops: float, peak: float) -> dict:
     return run("default", model, batches, exp.batch_size, data, args, flops, peak)
 
 
-def pipeline_stages() -> list[dict]:
-    """Runs each stage of the pipeline alone with --force, in dvc.yaml's order (a topological one)."""
-    names = subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True,
-                           check=True).stdout.split()
-    timings = []
-    for name in names:
-        start = time.perf_counter()
-        process = subprocess.Popen(["dvc", "repro", "--force", "--single-item", name],
-                                   stdout=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
-        if status:
-            raise SystemExit(f"benchmark: stage {name} failed")
-        seconds = time.perf_counter() - start
-        # ru_maxrss of a waited-for child covers its own waited-for children: the stage's process.
-        timings.append({"stage": name, "seconds": round(seconds, 1), "peak_mb": round(usage.ru_maxrss / 1024)})
-        print(f"  {name:<32} {seconds:7.1f} s  peak {usage.ru_maxrss / 1024:6.0f} MB", flush=True)
-    return timings
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-seconds", type=float, default=3600, help="training time cap per run (s)")
     parser.add_argument("--eval-images", type=int, default=5000, help="training images between test checks")
-    parser.add_argument("--pipeline", action="store_true", help="also time every stage of dvc repro --force")
     args = parser.parse_args()
 
     data = datasets.load("translated")
@@ -172,10 +150,6 @@ def main() -> None:
         # Original not there by the time cap: its whole training time gives a lower bound.
         result["speedup_to_target"] = round((a["seconds_to_target"] or a["train_seconds"]) / b["seconds_to_target"], 2)
         result["speedup_is_lower_bound"] = a["seconds_to_target"] is None
-    if args.pipeline:
-        print("dvc repro --force, one stage at a time:")
-        result["pipeline"] = pipeline_stages()
-        result["pipeline_seconds"] = round(sum(s["seconds"] for s in result["pipeline"]), 1)
     files.write_json(OUTPUT, result)
     print(f"\n{'run':<10}{'batch':>6}{'s to 96.5%':>12}{'images/s':>10}{'GFLOP/s':>9}{'of peak':>9}")
     for name, r in result["runs"].items():

@@ -40,9 +40,10 @@ def predictions(experiment: str) -> Path:
     return Path("reports/predictions") / f"{experiment}.csv"
 
 
-# Written by benchmarks/cnn_speed.py and benchmarks/cnn_levers.py (not pipeline stages), read by the report.
+# Written by the scripts in benchmarks/ (not pipeline stages), read by the report.
 BENCHMARK = Path("reports/benchmark.json")
 BENCHMARK_LEVERS = Path("reports/benchmark_levers.json")
+BENCHMARK_PIPELINE = Path("reports/benchmark_pipeline.json")
 
 REPORT_MD = Path("reports/report.md")
 REPORT_HTML = Path("reports/index.html")

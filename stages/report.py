@@ -372,7 +372,7 @@ def invariance_section(experiments: dict[str, Experiment], results: dict[str, di
     ]
 
 
-# --- speed: benchmarks/cnn_speed.py and benchmarks/cnn_levers.py write what this section shows ---
+# --- speed: the scripts in benchmarks/ write what this section shows ---
 
 RUN_NAMES = {"original": "original settings (Adam 1e-4, batch 50, fixed images)",
              "default": "this project's `cnn_translated` settings"}
@@ -419,7 +419,7 @@ def speed_findings(benchmark: dict) -> list[str]:
     return findings
 
 
-def speed_section(benchmark: dict, levers: dict) -> list:
+def speed_section(benchmark: dict, levers: dict, pipeline: dict) -> list:
     curves = {RUN_NAMES.get(name, name).replace("`", ""): (np.array([c["train_seconds"] for c in r["curve"]]),
                                                            np.array([c["test_accuracy"] for c in r["curve"]]))
               for name, r in benchmark["runs"].items()}
@@ -437,18 +437,18 @@ def speed_section(benchmark: dict, levers: dict) -> list:
         Paragraph(LEVERS_METHOD.format(steps=levers["steps"])),
         levers_table(levers),
         Bullets(tuple(levers_findings(levers))),
-        *pipeline_timing(benchmark.get("pipeline")),
+        *pipeline_timing(pipeline),
     ]
 
 
-def pipeline_timing(stages: list[dict] | None) -> list:
-    """`cnn_speed.py --pipeline`: every stage of `dvc repro --force`, run alone."""
-    if not stages:
-        return []
-    total = sum(s["seconds"] for s in stages)
+def pipeline_timing(pipeline: dict) -> list:
+    """benchmarks/pipeline_time.py: every stage of `dvc repro --force`, run alone."""
+    stages = pipeline["stages"]
+    scope = "The whole pipeline" if pipeline["complete"] else f"The first {len(stages)} stages of the pipeline"
     rows = tuple((f"`{s['stage']}`", f"{s['seconds']:,.1f} s", f"{s['peak_mb']:,} MB") for s in stages)
-    return [Paragraph(f"The whole default pipeline, one stage at a time with `dvc repro --force`: {total / 60:.1f} "
-                      f"minutes; the largest peak memory of any stage was {max(s['peak_mb'] for s in stages):,} MB."),
+    return [Paragraph(f"{scope}, one stage at a time with `dvc repro --force` on {pipeline['cores']} cores "
+                      f"(`benchmarks/pipeline_time.py`): {pipeline['seconds'] / 60:.1f} minutes; the largest peak "
+                      f"memory of any stage was {max(s['peak_mb'] for s in stages):,} MB."),
             Table(("stage", "time", "peak memory"), rows, (False, True, True))]
 
 
@@ -544,8 +544,8 @@ def required_inputs(p: params.Params) -> list[Path]:
     needed = [paths.dataset("centred"), paths.dataset("translated")]
     for name in p.experiments:
         needed += [paths.metrics(name), paths.predictions(name), paths.model(name), paths.training_log(name)]
-    return needed + [paths.invariance(name) for name in p.invariance.experiments] + [paths.BENCHMARK,
-                                                                                    paths.BENCHMARK_LEVERS]
+    benchmarks = [paths.BENCHMARK, paths.BENCHMARK_LEVERS, paths.BENCHMARK_PIPELINE]
+    return needed + [paths.invariance(name) for name in p.invariance.experiments] + benchmarks
 
 
 def load_test_set(name: str) -> dict[str, np.ndarray]:
@@ -682,7 +682,8 @@ def outcome_figures(name: str, metrics: dict, test: dict[str, np.ndarray]) -> li
 def build(p: params.Params) -> list:
     missing = [path for path in required_inputs(p) if not path.exists()]
     if missing:
-        made_by = {paths.BENCHMARK: "benchmarks/cnn_speed.py", paths.BENCHMARK_LEVERS: "benchmarks/cnn_levers.py"}
+        made_by = {paths.BENCHMARK: "benchmarks/cnn_speed.py", paths.BENCHMARK_LEVERS: "benchmarks/cnn_levers.py",
+                   paths.BENCHMARK_PIPELINE: "benchmarks/pipeline_time.py"}
         raise StageError("missing inputs: " + ", ".join(
             f"{path} (run {made_by[path]})" if path in made_by else f"{path} (run `dvc repro` to make it)"
             for path in missing))
@@ -711,7 +712,8 @@ def build(p: params.Params) -> list:
     if p.invariance.experiments:
         results = {name: files.read_json(paths.invariance(name)) for name in p.invariance.experiments}
         blocks += invariance_section(p.experiments, results)
-    blocks += speed_section(files.read_json(paths.BENCHMARK), files.read_json(paths.BENCHMARK_LEVERS))
+    blocks += speed_section(*(files.read_json(path) for path in (paths.BENCHMARK, paths.BENCHMARK_LEVERS,
+                                                                  paths.BENCHMARK_PIPELINE)))
     return blocks
 
 

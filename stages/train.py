@@ -9,10 +9,12 @@ reports/training/<experiment>/.
 """
 
 import hashlib
+import json
 import math
 import shutil
 import sys
 import time
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -200,6 +202,37 @@ def train(exp: Experiment, data: dict[str, np.ndarray], checkpoints: Checkpoints
                    "best_epoch": state["best_epoch"], "params": model.count_params()}
 
 
+def save_model(model: keras.Model, path: Path) -> None:
+    """`model.save` without what Keras stamps in that differs between identical runs (the save
+    date, file times, memory addresses as object ids), so that a rerun which trains the same
+    weights writes the same bytes and DVC has nothing downstream to redo."""
+    with files.atomic_path(path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp) as saved:
+            entries = [(info, saved.read(info)) for info in saved.infolist()]
+        with zipfile.ZipFile(tmp, "w") as out:
+            for info, content in entries:
+                if info.filename == "metadata.json":
+                    content = json.dumps(json.loads(content) | {"date_saved": None}).encode()
+                elif info.filename == "config.json":
+                    content = json.dumps(renumber_shared_objects(json.loads(content))).encode()
+                out.writestr(zipfile.ZipInfo(info.filename), content, compress_type=info.compress_type)
+
+
+def renumber_shared_objects(config, ids: dict | None = None):
+    """Keras marks an object used by several layers with `shared_object_id`, Python's id() of it;
+    numbering them in order of appearance keeps which are shared and drops the address."""
+    ids = {} if ids is None else ids
+    if isinstance(config, list):
+        return [renumber_shared_objects(item, ids) for item in config]
+    if not isinstance(config, dict):
+        return config
+    renumbered = {key: renumber_shared_objects(value, ids) for key, value in config.items()}
+    if "shared_object_id" in config:
+        renumbered["shared_object_id"] = ids.setdefault(config["shared_object_id"], len(ids) + 1)
+    return renumbered
+
+
 def main(name: str) -> None:
     from dvclive import Live
 
@@ -209,8 +242,7 @@ def main(name: str) -> None:
     with Live(dir=str(paths.training_log(name)), save_dvc_exp=False, dvcyaml=False) as live:
         model, summary = train(exp, datasets.load(exp.data), checkpoints, live)
         live.summary |= summary
-    with files.atomic_path(paths.model(name)) as tmp:
-        model.save(tmp)
+    save_model(model, paths.model(name))
     checkpoints.clear()
     print(f"train: {name}: {summary['epochs']} epochs, {summary['steps']} steps, {summary['seconds']:.1f} s, "
           f"stopped by {summary['stopped_by']}; saved {paths.model(name)}")

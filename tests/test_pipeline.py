@@ -5,6 +5,7 @@ checks the wiring (dvc.yaml, params, files between stages, report), not accuracy
 The real download is tested in test_download.py (marked `network`).
 """
 
+import ast
 import json
 import os
 import shutil
@@ -134,3 +135,29 @@ def test_changing_one_experiment_reruns_only_that_experiment_and_metrics_diff_co
     changed = json.loads(diff)
     assert f"reports/metrics/{name}.json" in changed
     assert "0.05" in sh("dvc", "params", "diff", "HEAD~1", cwd=root)
+
+
+def stages_imported_by(module: str, seen: set[str] | None = None) -> set[str]:
+    """Every module of the `stages` package that `module` imports, directly or through another."""
+    seen = set() if seen is None else seen
+    tree = ast.parse((REPO / "stages" / f"{module}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "stages":
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
+            names = [node.module.removeprefix("stages.")]
+        else:
+            continue
+        for name in set(names) - seen:
+            seen.add(name)
+            stages_imported_by(name, seen)
+    return seen
+
+
+def test_every_stage_depends_on_all_the_code_it_runs():
+    for name, stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
+        stage = stage.get("do", stage)
+        module = stage["cmd"].split()[2].removeprefix("stages.")
+        code = {f"stages/{m}.py" for m in stages_imported_by(module) | {module}}
+        assert code <= set(stage["deps"]), f"{name} misses {sorted(code - set(stage['deps']))}"
+

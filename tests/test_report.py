@@ -218,6 +218,7 @@ def make_tiny_project():
     invariance.main("gap")
     files.write_json(paths.BENCHMARK, benchmark())
     files.write_json(paths.BENCHMARK_LEVERS, levers())
+    files.write_json(paths.BENCHMARK_PIPELINE, pipeline())
 
 
 def benchmark_run(batch, accuracies, seconds_per_check):
@@ -245,6 +246,19 @@ def levers():
                                      "batch 1024": {"images_per_second": 120.0, "vs_default": 1.2},
                                      "XLA (jit_compile)": {"images_per_second": 101.0, "vs_default": 1.01},
                                      "mixed bfloat16": {"images_per_second": 60.0, "vs_default": 0.6}}}
+
+
+def pipeline(complete=True):
+    stages = [{"stage": "download", "seconds": 30.0, "peak_mb": 300}, {"stage": "train@lin", "seconds": 90.0,
+                                                                        "peak_mb": 2100}]
+    return {"cores": 2, "complete": complete, "stages": stages, "seconds": 120.0}
+
+
+def test_pipeline_timing_sums_the_stages_and_says_when_the_run_stopped_early():
+    paragraph, table = report.pipeline_timing(pipeline())
+    assert paragraph.text.startswith("The whole pipeline") and "2.0 minutes" in paragraph.text
+    assert "2,100 MB" in paragraph.text and len(table.rows) == 2
+    assert report.pipeline_timing(pipeline(complete=False))[0].text.startswith("The first 2 stages")
 
 
 def test_speed_findings_come_from_the_benchmark_and_say_when_a_speedup_is_only_a_bound():
