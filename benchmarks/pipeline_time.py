@@ -5,9 +5,9 @@
 Runs every stage of dvc.yaml alone with `dvc repro --force --single-item`, in `dvc stage list`
 order (a topological one), and records each stage's seconds and peak memory in
 reports/benchmark_pipeline.json, which the report's speed section reads. It rebuilds every
-output of the working tree with the current params: as long as a full `make repro` (about
-two hours on 2 cores). The file is rewritten after every stage, so an interrupted run keeps
-what it measured (`complete` says whether it got through).
+output of the working tree with the current params: as long as a full `make repro` (105
+minutes with the default params on 2 cores). The file is rewritten after every stage, so an
+interrupted run keeps what it measured (`complete` says whether it got through).
 """
 
 import os

@@ -160,4 +160,3 @@ def test_every_stage_depends_on_all_the_code_it_runs():
         module = stage["cmd"].split()[2].removeprefix("stages.")
         code = {f"stages/{m}.py" for m in stages_imported_by(module) | {module}}
         assert code <= set(stage["deps"]), f"{name} misses {sorted(code - set(stage['deps']))}"
-
