@@ -2,15 +2,16 @@
 
     .venv/bin/python benchmarks/cnn_levers.py [--steps N]
 
-Each variant runs in a fresh Python process (thread pools, determinism and dtype
-policies are process-wide), trains the notebook's CNN on random 40x40 images for a few
-warm-up steps and then N timed steps, and reports training images per second. Only
+Each variant runs in a fresh Python process (thread pools, determinism, dtype policies
+and TensorFlow's environment options are process-wide), trains the notebook's CNN on
+random 40x40 images for a few warm-up steps and then N timed steps, and reports training images per second. Only
 throughput is measured here; benchmarks/cnn_speed.py measures time to accuracy.
 Writes reports/benchmark_levers.json.
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ VARIANTS = {
     "8 steps per execution": {"steps_per_execution": 8},
     "1 inter-op thread": {"inter_op_threads": 1},
     "mixed bfloat16": {"policy": "mixed_bfloat16"},
+    "oneDNN off": {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},  # TensorFlow's own default on AVX2 CPUs
 }
 
 
@@ -94,7 +96,7 @@ def main() -> None:
     results = {}
     for name in VARIANTS:
         out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps)],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, env=os.environ | VARIANTS[name].get("env", {}))
         if out.returncode:
             results[name] = {"error": out.stderr.strip().splitlines()[-1]}
             print(f"{name:<24} failed: {results[name]['error']}", flush=True)

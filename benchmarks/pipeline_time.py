@@ -1,15 +1,17 @@
 """How long does the whole default pipeline take here, stage by stage, and how much memory?
 
-    .venv/bin/python benchmarks/pipeline_time.py
+    .venv/bin/python benchmarks/pipeline_time.py [STAGE ...]
 
 Runs every stage of dvc.yaml alone with `dvc repro --force --single-item`, in `dvc stage list`
 order (a topological one), and records each stage's seconds and peak memory in
 reports/benchmark_pipeline.json, which the report's speed section reads. It rebuilds every
-output of the working tree with the current params: as long as a full `make repro` (105
+output of the working tree with the current params: as long as a full `make repro` (60
 minutes with the default params on 2 cores). The file is rewritten after every stage, so an
-interrupted run keeps what it measured (`complete` says whether it got through).
+interrupted run keeps what it measured (`complete` says whether it got through). Naming stages
+times only those again and replaces their rows, for a stage that other work on the machine slowed.
 """
 
+import argparse
 import os
 import subprocess
 import sys
@@ -33,16 +35,26 @@ def run_stage(name: str) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stages", nargs="*", help="time only these stages again (default: every stage)")
+    args = parser.parse_args()
     names = subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True,
                            check=True).stdout.split()
-    result = {"cores": os.cpu_count(), "complete": False, "stages": []}
-    print(f"dvc repro --force, one stage at a time ({len(names)} stages):")
-    for i, name in enumerate(names, 1):
-        result["stages"].append(timing := run_stage(name))
-        result["complete"] = i == len(names)
+    if unknown := set(args.stages) - set(names):
+        parser.error(f"no such stage: {', '.join(sorted(unknown))} (see `dvc stage list`)")
+    if args.stages and not OUTPUT.exists():
+        parser.error(f"no {OUTPUT} to amend: time the whole pipeline first")
+    todo = args.stages or names
+    result = files.read_json(OUTPUT) if args.stages else {"cores": os.cpu_count(), "stages": []}
+    print(f"dvc repro --force, one stage at a time ({len(todo)} stages):")
+    for i, name in enumerate(todo, 1):
+        timing = run_stage(name)
+        rows = [s for s in result["stages"] if s["stage"] != name] + [timing]
+        result["stages"] = sorted(rows, key=lambda s: names.index(s["stage"]))
+        result["complete"] = {s["stage"] for s in result["stages"]} == set(names)
         result["seconds"] = round(sum(s["seconds"] for s in result["stages"]), 1)
         files.write_json(OUTPUT, result)
-        print(f"  [{i}/{len(names)}] {name:<32} {timing['seconds']:7.1f} s  peak {timing['peak_mb']:6,} MB",
+        print(f"  [{i}/{len(todo)}] {name:<32} {timing['seconds']:7.1f} s  peak {timing['peak_mb']:6,} MB",
               flush=True)
     print(f"whole pipeline {result['seconds'] / 60:.1f} minutes; largest peak "
           f"{max(s['peak_mb'] for s in result['stages']):,} MB; wrote {OUTPUT}")

@@ -1,5 +1,8 @@
 import importlib.util
+import re
 from pathlib import Path
+
+import yaml
 
 from stages import models
 
@@ -27,7 +30,17 @@ def test_matmul_peak_is_a_positive_rate():
 
 def test_every_lever_changes_one_known_setting():
     cnn_levers = load("cnn_levers")
-    known = {"batch_size", "deterministic", "jit_compile", "steps_per_execution", "inter_op_threads", "policy"}
+    known = {"batch_size", "deterministic", "jit_compile", "steps_per_execution", "inter_op_threads", "policy", "env"}
     first, *others = cnn_levers.VARIANTS.values()
     assert first == {}
     assert all(len(v) == 1 and set(v) <= known for v in others)
+
+
+def test_the_original_run_uses_the_settings_readme_gives_for_the_notebook():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    given = dict(re.findall(r"-S experiments\.cnn_translated\.(\w+)=(\S+)", readme))
+    assert given, "README lost its `dvc exp run -S` line for cnn_translated"
+    original = load("cnn_speed").settings()["original"]
+    for key, value in given.items():
+        if key not in ("epochs", "max_steps"):  # the benchmark trains until the target instead
+            assert getattr(original, key) == yaml.safe_load(value), key

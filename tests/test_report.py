@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import files, invariance, models, paths, report
+from stages import document, files, invariance, models, paths, report
 from stages.cli import StageError
 from stages.params import Experiment
-from stages.report import Bullets, Heading, Image, Paragraph, Table
+from stages.document import Bullets, Heading, Image, Paragraph, Table
 
 
 def exp(name, data="translated", model="linear", placement=None):
@@ -28,7 +28,7 @@ NOTEBOOK = {"linear_mnist": exp("linear_mnist", "centred"), "linear_translated":
 
 
 def text_of(blocks):
-    return report.to_markdown(blocks, paths.REPORT_MD.parent)
+    return document.to_markdown(blocks, paths.REPORT_MD.parent)
 
 
 # --- words and numbers ---
@@ -120,10 +120,10 @@ def test_markdown_and_html_say_the_same_and_html_is_escaped_and_self_contained(t
     png.write_bytes(b"\x89PNG fake")
     blocks = [Heading(1, "Title"), Paragraph("a <b> & `code_name`"), Bullets(("one", "two")),
               Table(("name", "n"), (("`a`", "1"),), (False, True)), Image(png, "alt", "caption `x`")]
-    markdown = report.to_markdown(blocks, tmp_path)
+    markdown = document.to_markdown(blocks, tmp_path)
     assert "# Title\n\na <b> & `code_name`\n\n- one\n- two\n\n| name | n |\n| --- | ---: |\n| `a` | 1 |" in markdown
     assert "![alt](figures/x.png)\n\ncaption `x`\n" in markdown
-    page = report.to_html(blocks)
+    page = document.to_html(blocks)
     assert "<p>a &lt;b&gt; &amp; <code>code_name</code></p>" in page
     assert '<td class="num">1</td>' in page and "<title>Title</title>" in page
     assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page
