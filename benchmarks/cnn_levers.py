@@ -4,8 +4,9 @@
 
 Each variant runs in a fresh Python process (thread pools, determinism, dtype policies
 and TensorFlow's environment options are process-wide), trains the notebook's CNN on
-random 40x40 images for a few warm-up steps and then N timed steps, and reports training images per second. Only
-throughput is measured here; benchmarks/cnn_speed.py measures time to accuracy.
+random 40x40 images for a few warm-up steps and then N timed steps, and reports training
+images per second. Only throughput is measured here; benchmarks/cnn_speed.py measures
+time to accuracy.
 Writes reports/benchmark_levers.json.
 """
 

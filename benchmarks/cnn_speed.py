@@ -113,8 +113,8 @@ def run(name: str, model, batches, batch_size: int, data: dict, args, flops: flo
 
 
 def settings() -> dict[str, params.Experiment]:
-    """(a) and (b): params.yaml's cnn_translated, and the same with the notebook's settings (as README's
-    `dvc exp run -S` line sets them)."""
+    """(a) params.yaml's cnn_translated with the notebook's settings, as README's `dvc exp run -S`
+    line sets them; (b) params.yaml's cnn_translated as it is."""
     default = params.load().experiment(EXPERIMENT)
     original = dataclasses.replace(default, placement="fixed", optimizer="adam", learning_rate=1e-4,
                                    schedule="constant", warmup_epochs=0, batch_size=50, seed=1)
