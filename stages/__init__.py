@@ -6,5 +6,5 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI/BF16 or AMX
 # (2.9 release notes); on others, such as AVX2-only ones, its fallback kernels train our CNN
-# 1.75x slower (benchmarks/cnn_levers.py). Still deterministic under op determinism.
+# 1.85x slower (benchmarks/cnn_levers.py). Still deterministic under op determinism.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

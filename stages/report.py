@@ -264,12 +264,13 @@ def seconds_text(seconds: float | None) -> str:
 
 
 def speed_table(benchmark: dict) -> Table:
-    rows = tuple((RUN_NAMES.get(name, name), f"{r['batch_size']}", seconds_text(r["seconds_to_target"]),
+    rows = tuple((RUN_NAMES.get(name, name), f"{r['batch_size']}", "on" if r["onednn"] else "off",
+                  seconds_text(r["seconds_to_target"]),
                   "—" if r["images_to_target"] is None else f"{r['images_to_target']:,}",
                   f"{r['images_per_second']:,.0f}", f"{r['gflops']:.1f}", percent(r["share_of_peak"]))
                  for name, r in benchmark["runs"].items())
-    return Table(("run", "batch", f"seconds to {percent(benchmark['target_accuracy'])}", "images seen",
-                  "images / s", "GFLOP/s", "share of peak"), rows, (False, True, True, True, True, True, True))
+    return Table(("run", "batch", "oneDNN", f"seconds to {percent(benchmark['target_accuracy'])}", "images seen",
+                  "images / s", "GFLOP/s", "share of peak"), rows, (False, True, False, True, True, True, True, True))
 
 
 def levers_table(levers: dict) -> Table:
@@ -326,10 +327,13 @@ def pipeline_timing(pipeline: dict) -> list:
     """benchmarks/pipeline_time.py: every stage of `dvc repro --force`, run alone."""
     stages = pipeline["stages"]
     scope = "The whole pipeline" if pipeline["complete"] else f"The first {len(stages)} stages of the pipeline"
-    rows = tuple((f"`{s['stage']}`", f"{s['seconds']:,.1f} s", f"{s['peak_mb']:,} MB") for s in stages)
+    rows = tuple((f"`{s['stage']}`" + (" (timed again)" if s.get("retimed") else ""), f"{s['seconds']:,.1f} s",
+                  f"{s['peak_mb']:,} MB") for s in stages)
+    retimed = any(s.get("retimed") for s in stages)
+    again = " Stages marked “timed again” come from a later run of just those stages." if retimed else ""
     return [Paragraph(f"{scope}, one stage at a time with `dvc repro --force` on {pipeline['cores']} cores "
                       f"(`benchmarks/pipeline_time.py`): {pipeline['seconds'] / 60:.1f} minutes; the largest peak "
-                      f"memory of any stage was {max(s['peak_mb'] for s in stages):,} MB."),
+                      f"memory of any stage was {max(s['peak_mb'] for s in stages):,} MB.{again}"),
             Table(("stage", "time", "peak memory"), rows, (False, True, True))]
 
 
@@ -347,9 +351,10 @@ SPEED_METHOD = (
     "`benchmarks/cnn_speed.py` trains the notebook's CNN twice in one run on one machine ({cores} cores, Keras on "
     "{backend}) and scores the full translated test set every {eval_images:,} or so training images; the scoring "
     "time is not counted. The CNN costs {mflop:.1f} MFLOP per training image (forward and backward), which turns images "
-    "per second into GFLOP/s; the share is of the fastest float32 matrix product measured on the same machine. Both "
-    "runs use the kernels the stages switch on (TensorFlow's oneDNN; what they are worth is the `oneDNN off` row "
-    "below).")
+    "per second into GFLOP/s; the share is of the fastest float32 matrix product measured on the same machine. The "
+    "original settings run as plain Keras does here, on TensorFlow's default kernels (oneDNN off on this kind of "
+    "CPU); this project's settings with the oneDNN kernels the stages switch on (what those alone are worth is the "
+    "`oneDNN off` row below).")
 LEVERS_METHOD = (
     "`benchmarks/cnn_levers.py` measures what each setting alone does to training throughput ({steps} timed steps "
     "on random images, each variant in a fresh process; accuracy is not measured there).")

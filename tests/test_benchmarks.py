@@ -44,3 +44,10 @@ def test_the_original_run_uses_the_settings_readme_gives_for_the_notebook():
     for key, value in given.items():
         if key not in ("epochs", "max_steps"):  # the benchmark trains until the target instead
             assert getattr(original, key) == yaml.safe_load(value), key
+
+
+def test_the_original_run_is_plain_keras_and_ours_runs_on_the_stages_kernels():
+    cnn_speed = load("cnn_speed")
+    assert cnn_speed.ENVIRONMENT.keys() == cnn_speed.settings().keys()
+    assert cnn_speed.ENVIRONMENT["original"] == {"TF_ENABLE_ONEDNN_OPTS": "0"}  # TensorFlow's default on AVX2
+    assert "TF_ENABLE_ONEDNN_OPTS" not in cnn_speed.ENVIRONMENT["default"]

@@ -221,18 +221,18 @@ def make_tiny_project():
     files.write_json(paths.BENCHMARK_PIPELINE, pipeline())
 
 
-def benchmark_run(batch, accuracies, seconds_per_check):
+def benchmark_run(batch, accuracies, seconds_per_check, onednn):
     curve = [{"images": 100 * (i + 1), "train_seconds": seconds_per_check * (i + 1), "test_accuracy": a}
              for i, a in enumerate(accuracies)]
     reached = next((c for c in curve if c["test_accuracy"] >= 0.965), None)
-    return {"batch_size": batch, "seconds_to_target": reached and reached["train_seconds"],
+    return {"batch_size": batch, "onednn": onednn, "seconds_to_target": reached and reached["train_seconds"],
             "images_to_target": reached and reached["images"], "train_seconds": curve[-1]["train_seconds"],
             "eval_seconds": 1.0, "images_per_second": 100 / seconds_per_check, "gflops": 8.64 / seconds_per_check,
             "share_of_peak": 0.0864 / seconds_per_check, "curve": curve}
 
 
 def benchmark(original=(0.5, 0.9, 0.96, 0.97), default=(0.8, 0.97)):
-    runs = {"original": benchmark_run(50, original, 10.0), "default": benchmark_run(512, default, 4.0)}
+    runs = {"original": benchmark_run(50, original, 10.0, False), "default": benchmark_run(512, default, 4.0, True)}
     a, b = runs["original"], runs["default"]
     return {"backend": "tensorflow", "cores": 2, "matmul_peak_gflops": 100.0, "cnn_training_mflop_per_image": 86.4,
             "eval_images": 5000,
@@ -259,6 +259,15 @@ def test_pipeline_timing_sums_the_stages_and_says_when_the_run_stopped_early():
     assert paragraph.text.startswith("The whole pipeline") and "2.0 minutes" in paragraph.text
     assert "2,100 MB" in paragraph.text and len(table.rows) == 2
     assert report.pipeline_timing(pipeline(complete=False))[0].text.startswith("The first 2 stages")
+    assert "timed again" not in paragraph.text
+
+
+def test_pipeline_timing_marks_the_stages_timed_again_alone():
+    timings = pipeline()
+    timings["stages"][1]["retimed"] = True
+    paragraph, table = report.pipeline_timing(timings)
+    assert paragraph.text.endswith(" Stages marked “timed again” come from a later run of just those stages.")
+    assert [row[0] for row in table.rows] == ["`download`", "`train@lin` (timed again)"]
 
 
 def test_speed_findings_come_from_the_benchmark_and_say_when_a_speedup_is_only_a_bound():
@@ -271,6 +280,12 @@ def test_speed_findings_come_from_the_benchmark_and_say_when_a_speedup_is_only_a
         "Faster than the default: batch 1024 (1.20×).",
         "Within 5% of the default (no measurable gain): XLA (jit_compile) (1.01×).",
         "Slower than the default: mixed bfloat16 (0.60×)."]
+
+
+def test_speed_table_says_which_kernels_each_run_used():
+    table = report.speed_table(benchmark())
+    kernels = [row[table.header.index("oneDNN")] for row in table.rows]
+    assert kernels == ["off", "on"]
 
 
 def outputs():

@@ -170,3 +170,15 @@ def test_centre_placement_puts_every_digit_in_the_middle(tiny_data):
     margin = (32 - 28) // 2
     inside = x[:, margin:margin + 28, margin:margin + 28].sum()
     assert np.isclose(inside, x.sum())
+
+
+def test_every_placement_feeds_float32_images_scaled_to_one(tiny_data):
+    data = files.load_npz(tiny_data / "translated.npz")
+    for placement in ("fixed", "fresh", "centre"):
+        batches = datasets.TrainBatches(data["x_train"], data["y_train"], data["offsets_train"], placement, 600, 5,
+                                        int(data["max_offset"]))
+        x, y = batches[0]
+        assert x.dtype == np.float32 and x.shape == (len(y), 32, 32, 1), placement
+        assert x.min() == 0.0 and 200 / 255 <= x.max() <= 1.0, placement  # the tiny digits' ink is 200..255
+        if placement == "fixed":
+            assert np.array_equal(x, datasets.as_input(data["x_train"][batches._order]))
