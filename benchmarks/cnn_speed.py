@@ -98,26 +98,6 @@ class TestCheck(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def run(name: str, model, batches, batch_size: int, data: dict, args) -> dict:
-    interval = max(1, round(args.eval_images / batch_size))
-    check = TestCheck(datasets.as_input(data["x_test"]), data["y_test"].astype(np.int64), batch_size,
-                      args.max_seconds)
-    onednn = os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
-    print(f"{name}: batch {batch_size}, oneDNN {'on' if onednn else 'off'}, test accuracy every "
-          f"{interval * batch_size} images", file=sys.stderr)
-    model.fit(batches, steps_per_epoch=interval, epochs=10**6, shuffle=False, callbacks=[check], verbose=0)
-    return {
-        "batch_size": batch_size,
-        "onednn": onednn,
-        "seconds_to_target": check.reached and check.reached["train_seconds"],
-        "images_to_target": check.reached and check.reached["images"],
-        "train_seconds": round(check.train_seconds, 2),
-        "eval_seconds": round(check.eval_seconds, 2),
-        "images_per_second": round(check.images / check.train_seconds, 1),
-        "curve": check.curve,
-    }
-
-
 def settings() -> dict[str, params.Experiment]:
     """(a) params.yaml's cnn_translated with the notebook's settings, as README's `dvc exp run -S`
     line sets them; (b) params.yaml's cnn_translated as it is."""
@@ -128,14 +108,30 @@ def settings() -> dict[str, params.Experiment]:
 
 
 def measure(name: str, args) -> dict:
-    """Builds, compiles and feeds the model exactly as the train stage does."""
+    """Trains one run until the target or the time cap; model, optimizer and batches as the train stage makes them."""
     exp, data = settings()[name], datasets.load("translated")
     train.make_deterministic(exp.seed)
     batches = datasets.TrainBatches(data["x_train"], data["y_train"], data["offsets_train"], exp.placement,
                                     exp.batch_size, exp.seed, int(data["max_offset"]))
     model = train.compile_model(models.build(exp.model, datasets.as_input(data["x_val"][:1]).shape[1:]), exp,
                                 batches.steps_per_epoch)
-    return run(name, model, batches, exp.batch_size, data, args)
+    interval = max(1, round(args.eval_images / exp.batch_size))
+    check = TestCheck(datasets.as_input(data["x_test"]), data["y_test"].astype(np.int64), exp.batch_size,
+                      args.max_seconds)
+    onednn = os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    print(f"{name}: batch {exp.batch_size}, oneDNN {'on' if onednn else 'off'}, test accuracy every "
+          f"{interval * exp.batch_size} images", file=sys.stderr)
+    model.fit(batches, steps_per_epoch=interval, epochs=10**6, shuffle=False, callbacks=[check], verbose=0)
+    return {
+        "batch_size": exp.batch_size,
+        "onednn": onednn,
+        "seconds_to_target": check.reached and check.reached["train_seconds"],
+        "images_to_target": check.reached and check.reached["images"],
+        "train_seconds": round(check.train_seconds, 2),
+        "eval_seconds": round(check.eval_seconds, 2),
+        "images_per_second": round(check.images / check.train_seconds, 1),
+        "curve": check.curve,
+    }
 
 
 def measure_apart(name: str, args, flops: float, peak: float) -> dict:
