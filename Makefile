@@ -11,8 +11,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 repro: $(VENV)/.installed
 	$(BIN)/dvc repro
 
-test: $(VENV)/.installed
+# The model and training code is backend-neutral Keras 3: its tests run again on JAX.
+test: $(VENV)/.installed $(VENV)/.jax
 	$(BIN)/python -m pytest
+	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_models.py tests/test_train.py
 
 install: $(VENV)/.installed
 
@@ -20,6 +22,11 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# JAX for the tests only; the stages run on TensorFlow unless KERAS_BACKEND says otherwise.
+$(VENV)/.jax: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[jax]'
 	touch $@
 
 clean:

@@ -7,6 +7,12 @@ from stages import files, translate
 from stages.params import Experiment
 
 
+def pytest_report_header():
+    import keras
+
+    return f"keras backend: {keras.backend.backend()}"
+
+
 def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Ten fixed random 28x28 prototypes plus noise: learnable, but not trivially."""
     prototypes = np.random.default_rng(0).integers(0, 2, size=(10, 28, 28)) * 200
