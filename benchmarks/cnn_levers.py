@@ -1,18 +1,21 @@
 """Which settings make the original CNN train faster on this machine? Images per second, one lever at a time.
 
-    .venv/bin/python benchmarks/cnn_levers.py [--steps N]
+    .venv/bin/python benchmarks/cnn_levers.py [--steps N] [--rounds R]
 
-Each variant runs in a fresh Python process (thread pools, determinism, dtype policies
-and TensorFlow's environment options are process-wide), trains the notebook's CNN on
-random 40x40 images for a few warm-up steps and then N timed steps, and reports training
-images per second. Only throughput is measured here; benchmarks/cnn_speed.py measures
-time to accuracy.
+Each variant runs in a fresh Python process (thread pools, determinism, dtype policies,
+the Keras backend and TensorFlow's environment options are process-wide), trains the
+notebook's CNN on random 40x40 images for a few warm-up steps and then N timed steps, and
+reports training images per second. A shared machine's speed drifts, so the variants run
+in turn R times over: each variant's figure is the median of its rounds, and its ratio to
+the default the median of the ratios within a round. Only throughput is measured here;
+benchmarks/cnn_speed.py measures time to accuracy. The JAX row needs `pip install -e '.[jax]'`.
 Writes reports/benchmark_levers.json.
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -25,7 +28,7 @@ OUTPUT = paths.BENCHMARK_LEVERS
 WARMUP_STEPS = 5
 
 # name -> settings, each one change from the first row: the project's default path
-# (params.yaml's cnn_translated batch size, deterministic ops, float32, Keras fit).
+# (TensorFlow, params.yaml's cnn_translated batch size, deterministic ops, float32, Keras fit).
 VARIANTS = {
     "default": {},
     "batch 50 (original)": {"batch_size": 50},
@@ -38,6 +41,7 @@ VARIANTS = {
     "1 inter-op thread": {"inter_op_threads": 1},
     "mixed bfloat16": {"policy": "mixed_bfloat16"},
     "oneDNN off": {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},  # TensorFlow's own default on AVX2 CPUs
+    "JAX backend": {"env": {"KERAS_BACKEND": "jax"}},
 }
 
 
@@ -45,12 +49,14 @@ def measure(settings: dict, steps: int) -> float:
     """Training images per second of the notebook's CNN with these settings (run in this process)."""
     import keras
     import numpy as np
-    import tensorflow as tf
 
-    if settings.get("inter_op_threads"):
-        tf.config.threading.set_inter_op_parallelism_threads(settings["inter_op_threads"])
-    if settings.get("deterministic", True):
-        tf.config.experimental.enable_op_determinism()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if settings.get("inter_op_threads"):
+            tf.config.threading.set_inter_op_parallelism_threads(settings["inter_op_threads"])
+        if settings.get("deterministic", True):
+            tf.config.experimental.enable_op_determinism()
     if settings.get("policy"):
         keras.mixed_precision.set_global_policy(settings["policy"])
     from stages import models, params
@@ -63,7 +69,8 @@ def measure(settings: dict, steps: int) -> float:
     x = rng.random((total, 40, 40, 1), dtype=np.float32)
     y = rng.integers(0, 10, total).astype(np.int32)
     model = models.cnn((40, 40, 1))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=settings.get("jit_compile", False),
+    # "auto", as in the train stage: XLA under JAX, not under TensorFlow on a CPU
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=settings.get("jit_compile", "auto"),
                   steps_per_execution=per_execution,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
@@ -86,27 +93,52 @@ def measure(settings: dict, steps: int) -> float:
     return (clock.calls - WARMUP_STEPS) * per_execution * batch_size / clock.seconds
 
 
+def measure_apart(name: str, steps: int) -> dict:
+    """One variant in a fresh process: {"images_per_second": ...} or {"error": its last line of stderr}."""
+    out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(steps)],
+                         capture_output=True, text=True, env=os.environ | VARIANTS[name].get("env", {}))
+    if out.returncode:
+        return {"error": out.stderr.strip().splitlines()[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def summarise(rounds: list[dict[str, dict]]) -> dict[str, dict]:
+    """Per variant: the median images/s of its rounds and the median of its ratios to the same round's default."""
+    summary = {}
+    for name in rounds[0]:
+        failed = [r[name]["error"] for r in rounds if "error" in r[name]]
+        if failed:
+            summary[name] = {"error": failed[0]}
+            continue
+        rates = [r[name]["images_per_second"] for r in rounds]
+        ratios = [r[name]["images_per_second"] / r["default"]["images_per_second"] for r in rounds]
+        summary[name] = {"images_per_second": statistics.median(rates), "vs_default": round(statistics.median(ratios), 2),
+                         "rounds": [round(rate, 1) for rate in rates]}
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="timed training steps per variant")
+    parser.add_argument("--rounds", type=int, default=3, help="times every variant is measured, in turn")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one variant, print JSON
     args = parser.parse_args()
     if args.one:
         print(json.dumps({"images_per_second": measure(VARIANTS[args.one], args.steps)}))
         return
-    results = {}
-    for name in VARIANTS:
-        out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps)],
-                             capture_output=True, text=True, env=os.environ | VARIANTS[name].get("env", {}))
-        if out.returncode:
-            results[name] = {"error": out.stderr.strip().splitlines()[-1]}
-            print(f"{name:<24} failed: {results[name]['error']}", flush=True)
-            continue
-        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
-        ratio = results[name]["images_per_second"] / results[next(iter(results))]["images_per_second"]
-        results[name]["vs_default"] = round(ratio, 2)
-        print(f"{name:<24} {results[name]['images_per_second']:8.0f} images/s  {ratio:5.2f}x", flush=True)
-    files.write_json(OUTPUT, {"steps": args.steps, "variants": results})
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        rounds.append({})
+        for name in VARIANTS:
+            result = rounds[-1][name] = measure_apart(name, args.steps)
+            shown = (f"{result['images_per_second']:8.0f} images/s" if "error" not in result
+                     else f"failed: {result['error']}")
+            print(f"round {number}/{args.rounds}  {name:<24} {shown}", flush=True)
+    variants = summarise(rounds)
+    for name, r in variants.items():
+        if "error" not in r:
+            print(f"{name:<24} {r['images_per_second']:8.0f} images/s  {r['vs_default']:5.2f}x (median)")
+    files.write_json(OUTPUT, {"steps": args.steps, "rounds": args.rounds, "variants": variants})
     print(f"wrote {OUTPUT}")
 
 

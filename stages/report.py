@@ -316,7 +316,7 @@ def speed_section(benchmark: dict, levers: dict, pipeline: dict) -> list:
                "Test accuracy against training time",
                "Each point is one scoring of the full 10,000-image translated test set during training."),
         Bullets(tuple(speed_findings(benchmark))),
-        Paragraph(LEVERS_METHOD.format(steps=levers["steps"])),
+        Paragraph(LEVERS_METHOD.format(steps=levers["steps"], rounds=levers["rounds"])),
         levers_table(levers),
         Bullets(tuple(levers_findings(levers))),
         *pipeline_timing(pipeline),
@@ -357,7 +357,9 @@ SPEED_METHOD = (
     "`oneDNN off` row below).")
 LEVERS_METHOD = (
     "`benchmarks/cnn_levers.py` measures what each setting alone does to training throughput ({steps} timed steps "
-    "on random images, each variant in a fresh process; accuracy is not measured there).")
+    "on random images, each variant in a fresh process; accuracy is not measured there). The variants ran in turn "
+    "{rounds} times over, as the machine's speed drifts: each figure is the median of its rounds, each ratio the "
+    "median of its ratios to the first row within a round.")
 
 
 def discussion(experiments: dict[str, Experiment], metrics: dict[str, dict]) -> list:

@@ -51,3 +51,18 @@ def test_the_original_run_is_plain_keras_and_ours_runs_on_the_stages_kernels():
     assert cnn_speed.ENVIRONMENT.keys() == cnn_speed.settings().keys()
     assert cnn_speed.ENVIRONMENT["original"] == {"TF_ENABLE_ONEDNN_OPTS": "0"}  # TensorFlow's default on AVX2
     assert "TF_ENABLE_ONEDNN_OPTS" not in cnn_speed.ENVIRONMENT["default"]
+
+
+def test_levers_take_the_median_of_rounds_and_the_ratio_within_each_round():
+    cnn_levers = load("cnn_levers")
+    # the machine slows down 2x in the second round; within it the lever keeps its 1.5x
+    rounds = [{"default": {"images_per_second": 100.0}, "lever": {"images_per_second": 150.0},
+               "broken": {"images_per_second": 10.0}},
+              {"default": {"images_per_second": 50.0}, "lever": {"images_per_second": 75.0},
+               "broken": {"error": "ModuleNotFoundError: No module named 'jax'"}},
+              {"default": {"images_per_second": 90.0}, "lever": {"images_per_second": 140.0},
+               "broken": {"images_per_second": 10.0}}]
+    summary = cnn_levers.summarise(rounds)
+    assert summary["default"] == {"images_per_second": 90.0, "vs_default": 1.0, "rounds": [100.0, 50.0, 90.0]}
+    assert summary["lever"]["images_per_second"] == 140.0 and summary["lever"]["vs_default"] == 1.5
+    assert summary["broken"] == {"error": "ModuleNotFoundError: No module named 'jax'"}
