@@ -103,10 +103,13 @@ def measure_apart(name: str, steps: int) -> dict:
 
 
 def summarise(rounds: list[dict[str, dict]]) -> dict[str, dict]:
-    """Per variant: the median images/s of its rounds and the median of its ratios to the same round's default."""
+    """Per variant: the median images/s of its rounds and the median of its ratios to the same round's default.
+
+    A variant that failed in any round, or whose round's default failed, gets the error instead."""
     summary = {}
     for name in rounds[0]:
-        failed = [r[name]["error"] for r in rounds if "error" in r[name]]
+        failed = ([r[name]["error"] for r in rounds if "error" in r[name]]
+                  or [f"default failed: {r['default']['error']}" for r in rounds if "error" in r["default"]])
         if failed:
             summary[name] = {"error": failed[0]}
             continue

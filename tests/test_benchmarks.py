@@ -53,7 +53,7 @@ def test_the_original_run_is_plain_keras_and_ours_runs_on_the_stages_kernels():
     assert "TF_ENABLE_ONEDNN_OPTS" not in cnn_speed.ENVIRONMENT["default"]
 
 
-def test_levers_take_the_median_of_rounds_and_the_ratio_within_each_round():
+def test_levers_take_medians_of_rounds_and_of_ratios_within_a_round_and_report_failures():
     cnn_levers = load("cnn_levers")
     # the machine slows down 2x in the second round; within it the lever keeps its 1.5x
     rounds = [{"default": {"images_per_second": 100.0}, "lever": {"images_per_second": 150.0},
@@ -66,3 +66,5 @@ def test_levers_take_the_median_of_rounds_and_the_ratio_within_each_round():
     assert summary["default"] == {"images_per_second": 90.0, "vs_default": 1.0, "rounds": [100.0, 50.0, 90.0]}
     assert summary["lever"]["images_per_second"] == 140.0 and summary["lever"]["vs_default"] == 1.5
     assert summary["broken"] == {"error": "ModuleNotFoundError: No module named 'jax'"}
+    rounds[2]["default"] = {"error": "MemoryError"}
+    assert cnn_levers.summarise(rounds)["lever"] == {"error": "default failed: MemoryError"}
