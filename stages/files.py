@@ -2,12 +2,15 @@
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from stages.cli import StageError
 
 
 @contextmanager
@@ -25,6 +28,15 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def remove_tree(folder: Path, parent: Path) -> None:
+    """Delete `folder`, which must be an entry of `parent` itself once both are resolved: a name in
+    params.yaml never makes this reach anything else."""
+    folder, parent = Path(folder), Path(parent).resolve()
+    if folder.resolve().parent != parent or folder.is_symlink():
+        raise StageError(f"refusing to delete {folder}: it is not a folder inside {parent}")
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_json(path: Path, data) -> None:

@@ -4,6 +4,7 @@ Every key is required and every unknown key is an error, so a typo never silentl
 falls back to a default. Errors name the key and what is allowed.
 """
 
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ PLACEMENTS = ("fixed", "fresh", "centre")
 MODELS = ("linear", "mlp", "cnn", "cnn_gap")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
+# Experiment names become file and stage names: keep them plain.
+NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+NAME_RULE = "1 to 40 lower-case letters, digits, '_' or '-', starting with a letter"
 
 
 class ParamsError(StageError):
@@ -146,7 +150,9 @@ def _translate(raw: Any) -> TranslateParams:
     )
 
 
-def _experiment(name: str, raw: Any) -> Experiment:
+def _experiment(name: Any, raw: Any) -> Experiment:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ParamsError(f"experiments: the name {name!r} is not allowed: {NAME_RULE}")
     k = f"experiments.{name}"
     e = _section(k, raw, Experiment)
     experiment = Experiment(

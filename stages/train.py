@@ -11,7 +11,6 @@ reports/training/<experiment>/.
 import hashlib
 import json
 import math
-import shutil
 import sys
 import time
 import zipfile
@@ -69,10 +68,10 @@ class Checkpoints(keras.callbacks.Callback):
     killed at any moment resumes from a consistent pair.
     """
 
-    def __init__(self, folder: Path, fingerprint: str):
+    def __init__(self, root: Path, name: str, fingerprint: str):
         super().__init__()
-        self.folder, self.fingerprint = folder, fingerprint
-        self.state_file = folder / "state.json"
+        self.root, self.folder, self.fingerprint = root, paths.inside(root, name), fingerprint
+        self.state_file = self.folder / "state.json"
 
     def load(self) -> tuple[keras.Model | None, dict]:
         """The saved model and state, or (None, fresh state) when there is nothing to resume."""
@@ -104,7 +103,7 @@ class Checkpoints(keras.callbacks.Callback):
         model.load_weights(self.folder / "best.weights.h5")
 
     def clear(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        files.remove_tree(self.folder, self.root)
 
 
 class Supervisor(keras.callbacks.Callback):
@@ -238,7 +237,7 @@ def main(name: str) -> None:
 
     exp = params.load().experiment(name)
     data_file = paths.dataset(exp.data)
-    checkpoints = Checkpoints(paths.checkpoint_dir(name), fingerprint(exp, data_file))
+    checkpoints = Checkpoints(paths.CHECKPOINTS, name, fingerprint(exp, data_file))
     with Live(dir=str(paths.training_log(name)), save_dvc_exp=False, dvcyaml=False) as live:
         model, summary = train(exp, datasets.load(exp.data), checkpoints, live)
         live.summary |= summary

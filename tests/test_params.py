@@ -80,3 +80,36 @@ def test_a_stage_with_bad_params_exits_non_zero_with_one_line(tmp_path, monkeypa
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: translate.canvas = 12") and "\n" not in err
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("name", ["../models", "../../victim", "a/b", "<b>x</b>", "Upper", "1st", "", "x" * 41,
+                                  "with space", ".hidden", 7])
+def test_experiment_names_that_could_leave_their_folders_are_refused(tmp_path, name):
+    with pytest.raises(params.ParamsError, match="is not allowed: 1 to 40 lower-case letters"):
+        load_with(tmp_path, lambda r: r["experiments"].__setitem__(name, first_experiment(r)))
+
+
+@pytest.mark.parametrize("name", ["../models", "..", ".", "a/b", "", "/etc"])
+def test_paths_built_from_a_name_never_leave_their_folder(name):
+    from stages import paths
+
+    with pytest.raises(params.StageError, match="not a plain name"):
+        paths.checkpoint_dir(name)
+    if "/" in name:  # as a file stem, '..' is just a name: '...keras'
+        with pytest.raises(params.StageError, match="not a plain name"):
+            paths.model(name)
+    assert paths.model("cnn_gap-2") == paths.Path("data/models/cnn_gap-2.keras")
+
+
+def test_removing_a_folder_refuses_anything_but_an_entry_of_its_parent(tmp_path):
+    from stages import files
+
+    (tmp_path / "checkpoints" / "run").mkdir(parents=True)
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "checkpoints" / "link").symlink_to(tmp_path / "victim")
+    for bad in (tmp_path / "checkpoints" / ".." / "victim", tmp_path / "checkpoints", tmp_path / "checkpoints" / "link"):
+        with pytest.raises(params.StageError, match="refusing to delete"):
+            files.remove_tree(bad, tmp_path / "checkpoints")
+    assert (tmp_path / "victim").is_dir()
+    files.remove_tree(tmp_path / "checkpoints" / "run", tmp_path / "checkpoints")
+    assert not (tmp_path / "checkpoints" / "run").exists()

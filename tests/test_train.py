@@ -11,7 +11,7 @@ from tests.conftest import experiment
 
 def run(exp, folder, live=None, checkpoints=None):
     live = live or FakeLive()
-    checkpoints = train.Checkpoints(checkpoints or folder / "checkpoints", "print")
+    checkpoints = train.Checkpoints(folder, checkpoints or "checkpoints", "print")
     model, summary = train.train(exp, datasets.files.load_npz(folder / f"{exp.data}.npz"), checkpoints, live)
     return model, summary, live
 
@@ -43,7 +43,7 @@ def test_two_runs_with_the_same_seed_are_identical(tiny_data):
     runs = []
     for name in ("a", "b"):
         keras.backend.clear_session()  # layer names count up within a process; a rerun is a new process
-        model, _, live = run(exp, tiny_data, checkpoints=tiny_data / f"checkpoints-{name}")
+        model, _, live = run(exp, tiny_data, checkpoints=f"checkpoints-{name}")
         train.save_model(model, tiny_data / f"{name}.keras")
         runs.append((model, live))
         time.sleep(1.1)  # the save time Keras records has a resolution of one second
@@ -90,10 +90,10 @@ def record_fit(calls, fit):
 
 def test_a_checkpoint_of_other_params_is_not_resumed(tiny_data):
     exp = experiment(epochs=1)
-    checkpoints = train.Checkpoints(tiny_data / "checkpoints", "old-fingerprint")
+    checkpoints = train.Checkpoints(tiny_data, "checkpoints", "old-fingerprint")
     _, state = checkpoints.load()
     checkpoints.save(train.compile_model(train.models.build("linear", (32, 32, 1)), exp, 12), state | {"epoch": 1})
-    other = train.Checkpoints(tiny_data / "checkpoints", "new-fingerprint")
+    other = train.Checkpoints(tiny_data, "checkpoints", "new-fingerprint")
     model, state = other.load()
     assert model is None and state["epoch"] == 0
 
