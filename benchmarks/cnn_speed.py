@@ -17,7 +17,6 @@ report's speed section reads.
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # stages first: importing it sets TensorFlow's options (oneDNN), which must precede TensorFlow's import
-from stages import datasets, files, models, params, paths, train  # noqa: E402
+from stages import datasets, files, models, params, paths, training  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -102,19 +101,17 @@ def settings() -> dict[str, params.Experiment]:
     """(a) params.yaml's cnn_translated with the notebook's settings, as README's `dvc exp run -S`
     line sets them; (b) params.yaml's cnn_translated as it is."""
     default = params.load().experiment(EXPERIMENT)
-    original = dataclasses.replace(default, placement="fixed", optimizer="adam", learning_rate=1e-4,
-                                   schedule="constant", warmup_epochs=0, batch_size=50, seed=1)
+    original = default.model_copy(update=dict(placement="fixed", optimizer="adam", learning_rate=1e-4,
+                                              schedule="constant", warmup_epochs=0, batch_size=50, seed=1))
     return {"original": original, "default": default}
 
 
 def measure(name: str, args) -> dict:
     """Trains one run until the target or the time cap; model, optimizer and batches as the train stage makes them."""
     exp, data = settings()[name], datasets.load("translated")
-    train.make_deterministic(exp.seed)
-    batches = datasets.TrainBatches(data["x_train"], data["y_train"], data["offsets_train"], exp.placement,
-                                    exp.batch_size, exp.seed, int(data["max_offset"]))
-    model = train.compile_model(models.build(exp.model, datasets.as_input(data["x_val"][:1]).shape[1:]), exp,
-                                batches.steps_per_epoch)
+    training.make_deterministic(exp.seed)
+    batches = training.TrainBatches.of(exp, data)
+    model = training.compiled_model(exp, (*data["x_val"].shape[1:], 1), batches.steps_per_epoch)
     interval = max(1, round(args.eval_images / exp.batch_size))
     check = TestCheck(datasets.as_input(data["x_test"]), data["y_test"].astype(np.int64), exp.batch_size,
                       args.max_seconds)

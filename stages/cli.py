@@ -1,17 +1,73 @@
-"""The one way a stage starts and fails: a clear one-line error and a non-zero exit."""
+"""The one way a stage starts and fails: its arguments checked, every failure a user can cause or
+meet (bad params, a missing or corrupt input, a full disk, no permission, too little memory) one
+line on stderr and a non-zero exit. Anything else is a bug and keeps its traceback.
 
+Set STAGES_TRACEBACK=1 to see the traceback behind a one-line error too.
+"""
+
+import errno
+import inspect
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 class StageError(Exception):
-    """An expected failure (bad params, no data source, diverged training): no traceback."""
+    """An expected failure (bad params, no data source, diverged training): one line, no traceback."""
 
 
-def run(main: Callable[..., None], *args: str) -> int:
+# What a failed write or read of the file system means for the user, by errno.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+NO_PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def os_error(error: OSError, path) -> StageError | None:
+    """The one-line error for a file-system failure a user can meet, or None for anything else."""
+    if error.errno in DISK_FULL:
+        return StageError(f"no space left on the device for {path}: free some space (`df -h`), then run the "
+                          "stage again; no output was overwritten")
+    if error.errno in NO_PERMISSION:
+        return StageError(f"no permission to write {path} ({error.strerror}): check the folder's owner and "
+                          "mode, then run the stage again")
+    return None
+
+
+def usage(stage: str, main: Callable) -> str:
+    return " ".join(["usage: python -m", f"stages.{stage}", *(f"<{name}>" for name in inspect.signature(main).parameters)])
+
+
+def run(main: Callable[..., None], argv: Sequence[str] | None = None) -> int:
+    """Call `main` with the command line's arguments (one per parameter) and return the exit code."""
+    module = sys.modules[main.__module__]  # '__main__' under `python -m stages.<stage>`: its spec has the name
+    stage = (module.__spec__.name if module.__spec__ else main.__module__).rpartition(".")[2]
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != len(inspect.signature(main).parameters):
+        print(usage(stage, main), file=sys.stderr)
+        return 2
+    label = "@".join([stage, *args])  # as DVC names the stage: train@cnn_translated
     try:
         main(*args)
     except StageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return fail(label, str(error))
+    except MemoryError:
+        return fail(label, "not enough memory: close other programs, or lower translate.canvas, batch_size or "
+                           "invariance.test_digits in params.yaml")
+    except OSError as error:
+        known = os_error(error, error.filename or "an output")
+        if known is None:
+            raise
+        return fail(label, str(known))
+    except KeyboardInterrupt:
+        print(f"\n{label}: interrupted; run it again to continue (training resumes from its last epoch)",
+              file=sys.stderr)
+        return 130
     return 0
+
+
+def fail(label: str, message: str) -> int:
+    if os.environ.get("STAGES_TRACEBACK"):
+        import traceback
+
+        traceback.print_exc()
+    print(f"error: {label}: {message}", file=sys.stderr)
+    return 2

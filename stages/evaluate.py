@@ -1,21 +1,23 @@
-"""Stage `evaluate`: test accuracy and loss of one trained experiment, plus its predictions.
+"""Stage `evaluate`: test accuracy and loss of one trained experiment, its predictions, and its
+training log published for `dvc metrics` and `dvc plots`.
 
     python -m stages.evaluate <experiment>
 
-Writes reports/metrics/<experiment>.json (tracked by `dvc metrics`) and
-reports/predictions/<experiment>.csv (one row per test image, drawn by the
-`confusion` template of `dvc plots`, and read by the report for its error gallery).
+Writes reports/metrics/<experiment>.json, reports/predictions/<experiment>.csv (one row per
+test image, drawn by the `confusion` template of `dvc plots`, and read by the report for its
+error gallery) and reports/training/<experiment>/, a copy of the train stage's DVCLive log:
+small committed copies of what the costly, cached train stage wrote.
 """
 
 import sys
 import time
 
-import keras
 import numpy as np
 
 from stages import cli, datasets, files, params, paths
 
 BATCH = 1000
+TRAINING_SUMMARY = ("epochs", "steps", "seconds", "stopped_by", "params")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -38,15 +40,29 @@ def predictions_csv(probabilities: np.ndarray, labels: np.ndarray) -> str:
     return "\n".join(rows) + "\n"
 
 
+def publish_log(run, log) -> None:
+    """Copy the train stage's DVCLive folder `run` to `log`, file by file, dropping stale files."""
+    sources = {path.relative_to(run) for path in run.rglob("*") if path.is_file()}
+    if not sources:
+        raise files.missing(run)
+    for relative in sorted(sources):
+        with files.atomic_path(log / relative) as tmp:
+            tmp.write_bytes((run / relative).read_bytes())
+    for stale in [path for path in log.rglob("*") if path.is_file() and path.relative_to(log) not in sources]:
+        stale.unlink()
+
+
 def main(name: str) -> None:
     exp = params.load().experiment(name)
-    data = datasets.load(exp.data)
+    from stages import models  # Keras: seconds to import, so params are checked first
+
+    training = files.read_json(paths.training_run(name) / "metrics.json", required=TRAINING_SUMMARY)
+    data = datasets.load(exp.data, only=("x_test", "y_test"))
     labels = data["y_test"].astype(np.int64)
-    model = keras.saving.load_model(paths.model(name))
+    model = models.load(paths.model(name))
     start = time.perf_counter()
     probabilities = softmax(np.asarray(model.predict(datasets.as_input(data["x_test"]), batch_size=BATCH, verbose=0)))
     seconds = time.perf_counter() - start
-    training = files.read_json(paths.training_log(name) / "metrics.json")
     metrics = score(probabilities, labels) | {
         "errors": int(np.sum(probabilities.argmax(axis=1) != labels)),
         "epochs": training["epochs"],
@@ -56,6 +72,7 @@ def main(name: str) -> None:
         "params": training["params"],
         "test_seconds": round(seconds, 2),
     }
+    publish_log(paths.training_run(name), paths.training_log(name))
     files.write_json(paths.metrics(name), metrics)
     with files.atomic_path(paths.predictions(name)) as tmp:
         tmp.write_text(predictions_csv(probabilities, labels))
@@ -63,6 +80,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m stages.evaluate <experiment>")
-    sys.exit(cli.run(main, sys.argv[1]))
+    sys.exit(cli.run(main))

@@ -1,33 +1,83 @@
-"""Atomic file writes: a stage that fails or is killed never leaves a partial output."""
+"""Reading inputs and writing outputs, the safe way.
+
+Writes are atomic: a stage that fails or is killed never leaves a partial output, and outputs
+written together (translate's two datasets) are replaced together. A missing or corrupt input
+is a one-line error naming the file and the stage that makes it.
+"""
 
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from stages import cli, paths
 from stages.cli import StageError
+
+
+class InputError(StageError):
+    pass
+
+
+def missing(path: Path) -> InputError:
+    return InputError(f"{path} is missing: {paths.remedy(path)}")
+
+
+def corrupt(path: Path, reason: str) -> InputError:
+    reason = " ".join(reason.split())
+    reason = reason if len(reason) <= 160 else reason[:157] + "..."
+    return InputError(f"{path} is not readable ({reason}): {paths.remedy(path)}")
+
+
+@contextmanager
+def reading(path: Path, *expected: type[Exception]) -> Iterator[None]:
+    """Turn a missing file, or one of the `expected` errors of a corrupt one, into an InputError."""
+    if not Path(path).exists():
+        raise missing(path)
+    try:
+        yield
+    except PermissionError as error:
+        raise InputError(f"no permission to read {path} ({error.strerror})") from error
+    except expected as error:
+        raise corrupt(path, str(error) or type(error).__name__) from error
+
+
+@contextmanager
+def atomic_paths(*targets: Path) -> Iterator[list[Path]]:
+    """Temporary paths beside `targets`; all of them replace their targets only if the block succeeds."""
+    tmps = []
+    try:
+        for path in map(Path, targets):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # The temporary name ends with the real one: Keras checks extensions like ".weights.h5".
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")
+            os.close(fd)
+            tmps.append(Path(tmp))
+        yield tmps
+        for tmp in tmps:
+            os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are ordinary files
+        for tmp, path in zip(tmps, targets):
+            os.replace(tmp, path)  # renames cannot run out of space: the files are complete by now
+    except OSError as error:
+        known = cli.os_error(error, " and ".join(map(str, targets)))
+        if known is None:
+            raise
+        raise known from error
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
 
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; it becomes `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name ends with the real one: Keras checks extensions like ".weights.h5".
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are ordinary files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """A temporary path beside `path`; it becomes `path` only if the block succeeds."""
+    with atomic_paths(path) as (tmp,):
+        yield tmp
 
 
 def remove_tree(folder: Path, parent: Path) -> None:
@@ -44,17 +94,33 @@ def write_json(path: Path, data) -> None:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def read_json(path: Path):
-    return json.loads(Path(path).read_text())
+def read_json(path: Path, required: Iterable[str] = ()):
+    with reading(path, ValueError, UnicodeDecodeError):
+        data = json.loads(Path(path).read_text())
+        absent = [key for key in required if not isinstance(data, dict) or key not in data]
+        if absent:
+            raise ValueError(f"no {', '.join(absent)}")
+    return data
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    # Uncompressed: MNIST-sized arrays load several times faster, and DVC caches them anyway.
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    save_npzs({path: arrays})
 
 
-def load_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as npz:
-        return {name: npz[name] for name in npz.files}
+def save_npzs(outputs: dict[Path, dict[str, np.ndarray]]) -> None:
+    """Several .npz files written as one: either all are new or none changed."""
+    with atomic_paths(*outputs) as tmps:
+        for tmp, arrays in zip(tmps, outputs.values()):
+            # Uncompressed: MNIST-sized arrays load several times faster, and DVC caches them anyway.
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+
+def load_npz(path: Path, required: Iterable[str] = (), only: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file (`only` those named, if given); each of `required` must be there."""
+    with reading(path, ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError):
+        with np.load(path) as npz:
+            absent = [name for name in required if name not in npz.files]
+            if absent:
+                raise ValueError(f"no array {', '.join(absent)}")
+            return {name: npz[name] for name in (npz.files if only is None else only)}

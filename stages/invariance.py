@@ -10,11 +10,10 @@ its summary to reports/metrics/invariance/<experiment>.json.
 import sys
 import time
 
-import keras
 import numpy as np
 
 from stages import cli, datasets, files, params, paths
-from stages.translate import DIGIT, place
+from stages.canvas import DIGIT, place
 
 BATCH = 1000
 
@@ -55,10 +54,12 @@ def summary(grid: np.ndarray) -> dict[str, float]:
 def main(name: str) -> None:
     p = params.load()
     p.experiment(name)
-    test = datasets.load("centred")
+    from stages import models  # Keras: seconds to import, so params are checked first
+
+    test = datasets.load("centred", only=("x_test", "y_test"))
     subset = test_subset(test["y_test"], p.invariance.test_digits, p.invariance.seed)
     digits, labels = test["x_test"][subset], test["y_test"][subset].astype(np.int64)
-    model = keras.saving.load_model(paths.model(name), compile=False)
+    model = models.load(paths.model(name))
     canvas = model.input_shape[1]
     start = time.perf_counter()
 
@@ -76,6 +77,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m stages.invariance <experiment>")
-    sys.exit(cli.run(main, sys.argv[1]))
+    sys.exit(cli.run(main))

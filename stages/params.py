@@ -1,47 +1,61 @@
-"""params.yaml, loaded and validated once into typed, read-only objects.
+"""params.yaml, loaded and validated once into typed, read-only objects (pydantic models).
 
-Every key is required and every unknown key is an error, so a typo never silently
-falls back to a default. Errors name the key and what is allowed.
+Every key is required and every unknown key is an error, so a typo never silently falls
+back to a default; a key written twice is an error too (YAML itself keeps the last one).
+Errors are one line that names the key and what is allowed.
 """
 
-import re
-from dataclasses import dataclass, fields
+import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from stages import paths
 from stages.cli import StageError
 
-SOURCES = ("local", "keras", "torchvision", "pypi")
-OFFSET_RANGES = ("full", "notebook")
-DATASETS = ("centred", "translated")
-PLACEMENTS = ("fixed", "fresh", "centre")
-MODELS = ("linear", "mlp", "cnn", "cnn_gap")
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine")
-# Experiment names become file and stage names: keep them plain.
-NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+Source = Literal["local", "keras", "torchvision", "pypi"]
+DataFile = Literal["centred", "translated"]
+Placement = Literal["fixed", "fresh", "centre"]
+Model = Literal["linear", "mlp", "cnn", "cnn_gap"]
+MODELS: tuple[str, ...] = get_args(Model)
+
+# Experiment names become file and stage names (data/models/<name>.keras, train@<name>).
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 NAME_RULE = "1 to 40 lower-case letters, digits, '_' or '-', starting with a letter"
+Name = Annotated[str, Strict(), Field(pattern=NAME_PATTERN)]
+# Strict: a quoted "40" or a `true` is not a number. Floats must be finite: `.inf` is refused.
+Count = Annotated[int, Strict(), Field(ge=1)]
+Seed = Annotated[int, Strict(), Field(ge=0)]
+Positive = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
 
 
 class ParamsError(StageError):
     pass
 
 
-@dataclass(frozen=True)
-class DataParams:
-    sources: tuple[str, ...]
-    idx_dir: str | None
-    validation_size: int
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclass(frozen=True)
-class TranslateParams:
-    canvas: int
-    offsets: str
-    seed: int
+class DataParams(Section):
+    sources: tuple[Source, ...] = Field(min_length=1)
+    idx_dir: Annotated[str, Strict()] | None
+    validation_size: Count  # training needs a validation set: its loss drives the schedule's checks
+
+    @field_validator("sources")
+    @classmethod
+    def _no_repeats(cls, sources):
+        if len(set(sources)) != len(sources):
+            raise ValueError("each source at most once")
+        return sources
+
+
+class TranslateParams(Section):
+    canvas: Annotated[int, Strict(), Field(ge=28)]
+    offsets: Literal["full", "notebook"]
+    seed: Seed
 
     @property
     def max_offset(self) -> int:
@@ -49,38 +63,56 @@ class TranslateParams:
         return self.canvas - 28 - (self.offsets == "notebook")
 
 
-@dataclass(frozen=True)
-class Experiment:
-    name: str
-    data: str
-    placement: str
-    model: str
-    optimizer: str
-    learning_rate: float
-    schedule: str
-    warmup_epochs: float
-    batch_size: int
-    epochs: int
-    max_steps: int | None
-    patience: int | None
-    target_accuracy: float | None
-    max_seconds: float | None
-    seed: int
+class Experiment(Section):
+    name: str = Field("", exclude=True)  # the key in params.yaml; set by Params
+    data: DataFile
+    placement: Placement
+    model: Model
+    optimizer: Literal["sgd", "adam"]
+    learning_rate: Positive
+    schedule: Literal["constant", "cosine"]
+    warmup_epochs: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+    batch_size: Count
+    epochs: Count
+    max_steps: Count | None
+    patience: Count | None
+    target_accuracy: Annotated[float, Strict(), Field(gt=0, le=1)] | None
+    max_seconds: Positive | None
+    seed: Seed
+
+    @model_validator(mode="after")
+    def _centred_data_stays_put(self):
+        if self.data == "centred" and self.placement != "fixed":
+            raise ValueError(f"placement = {self.placement!r}: centred 28x28 data allows only 'fixed'")
+        return self
 
 
-@dataclass(frozen=True)
-class InvarianceParams:
-    experiments: tuple[str, ...]
-    test_digits: int
-    seed: int
+class InvarianceParams(Section):
+    experiments: tuple[Name, ...]
+    test_digits: Count
+    seed: Seed
 
 
-@dataclass(frozen=True)
-class Params:
+class Params(Section):
     data: DataParams
     translate: TranslateParams
-    experiments: dict[str, Experiment]
+    defaults: Experiment  # what every experiment starts from, through YAML's merge key `<<: *defaults`
+    experiments: dict[Name, Experiment] = Field(min_length=1)
     invariance: InvarianceParams
+
+    @model_validator(mode="after")
+    def _name_experiments_and_check_invariance(self):
+        for name, exp in self.experiments.items():
+            object.__setattr__(exp, "name", name)  # frozen models; the name is the mapping's key
+        translated = [name for name, exp in self.experiments.items() if exp.data == "translated"]
+        names = self.invariance.experiments
+        for i, name in enumerate(names):
+            if name not in translated:
+                raise ValueError(f"invariance.experiments[{i}] = {name!r}: must be one of the experiments on "
+                                 f"translated data: {', '.join(translated)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"invariance.experiments = {list(names)}: each experiment at most once")
+        return self
 
     def experiment(self, name: str) -> Experiment:
         if name not in self.experiments:
@@ -88,131 +120,121 @@ class Params:
         return self.experiments[name]
 
 
-# --- value checks: each returns the value or raises with the key's full name ---
+# --- one line per error -------------------------------------------------------------------
 
-def _integer(key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ParamsError(f"{key} = {value!r}: must be an integer >= {minimum}")
-    return value
-
-
-def _number(key: str, value: Any, low: float, high: float | None = None, low_inclusive=False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and (value >= low if low_inclusive else value > low) and (high is None or value <= high)
-    if not ok:
-        bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high is not None else "")
-        raise ParamsError(f"{key} = {value!r}: must be a number {bound}")
-    return float(value)
-
-
-def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ParamsError(f"{key} = {value!r}: must be one of {', '.join(allowed)}")
-    return value
+def one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    if loc and loc[-1] == "[key]":
+        return f"{'.'.join(map(str, loc[:-2]))}: the name {loc[-2]!r} is not allowed: {NAME_RULE}"
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    if first["type"] == "missing":
+        return f"{key}: missing; required keys: {_allowed_keys(loc[:-1])}"
+    if first["type"] == "extra_forbidden":
+        return f"{key}: unknown key; allowed: {_allowed_keys(loc[:-1])}"
+    message = first["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    if " = " in message:  # our own checks: the message names the key below `loc`
+        return ".".join(filter(None, (key, message)))
+    return f"{key} = {first['input']!r}: {message}"
 
 
-def _optional(check, key: str, value: Any, *args):
-    return None if value is None else check(key, value, *args)
-
-
-def _section(key: str, value: Any, cls) -> dict:
-    """A mapping with exactly the dataclass's field names (bar `name`)."""
-    if not isinstance(value, dict):
-        raise ParamsError(f"{key}: must be a mapping, got {type(value).__name__}")
-    expected = [f.name for f in fields(cls) if f.name != "name"]
-    unknown = [k for k in value if k not in expected]
-    if unknown:
-        raise ParamsError(f"{key}.{unknown[0]}: unknown key; allowed: {', '.join(expected)}")
-    missing = [k for k in expected if k not in value]
-    if missing:
-        raise ParamsError(f"{key}.{missing[0]}: missing; required keys: {', '.join(expected)}")
-    return value
-
-
-def _data(raw: Any) -> DataParams:
-    d = _section("data", raw, DataParams)
-    sources = d["sources"]
-    if not isinstance(sources, list) or not sources or len(set(map(str, sources))) != len(sources):
-        raise ParamsError(f"data.sources = {sources!r}: must be a non-empty list without repeats from {', '.join(SOURCES)}")
-    for i, source in enumerate(sources):
-        _choice(f"data.sources[{i}]", source, SOURCES)
-    if d["idx_dir"] is not None and not isinstance(d["idx_dir"], str):
-        raise ParamsError(f"data.idx_dir = {d['idx_dir']!r}: must be a folder path or null")
-    return DataParams(tuple(sources), d["idx_dir"], _integer("data.validation_size", d["validation_size"], 0))
-
-
-def _translate(raw: Any) -> TranslateParams:
-    t = _section("translate", raw, TranslateParams)
-    return TranslateParams(
-        canvas=_integer("translate.canvas", t["canvas"], 28),
-        offsets=_choice("translate.offsets", t["offsets"], OFFSET_RANGES),
-        seed=_integer("translate.seed", t["seed"], 0),
-    )
-
-
-def _experiment(name: Any, raw: Any) -> Experiment:
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise ParamsError(f"experiments: the name {name!r} is not allowed: {NAME_RULE}")
-    k = f"experiments.{name}"
-    e = _section(k, raw, Experiment)
-    experiment = Experiment(
-        name=name,
-        data=_choice(f"{k}.data", e["data"], DATASETS),
-        placement=_choice(f"{k}.placement", e["placement"], PLACEMENTS),
-        model=_choice(f"{k}.model", e["model"], MODELS),
-        optimizer=_choice(f"{k}.optimizer", e["optimizer"], OPTIMIZERS),
-        learning_rate=_number(f"{k}.learning_rate", e["learning_rate"], 0),
-        schedule=_choice(f"{k}.schedule", e["schedule"], SCHEDULES),
-        warmup_epochs=_number(f"{k}.warmup_epochs", e["warmup_epochs"], 0, low_inclusive=True),
-        batch_size=_integer(f"{k}.batch_size", e["batch_size"], 1),
-        epochs=_integer(f"{k}.epochs", e["epochs"], 1),
-        max_steps=_optional(_integer, f"{k}.max_steps", e["max_steps"], 1),
-        patience=_optional(_integer, f"{k}.patience", e["patience"], 1),
-        target_accuracy=_optional(_number, f"{k}.target_accuracy", e["target_accuracy"], 0, 1),
-        max_seconds=_optional(_number, f"{k}.max_seconds", e["max_seconds"], 0),
-        seed=_integer(f"{k}.seed", e["seed"], 0),
-    )
-    if experiment.data == "centred" and experiment.placement != "fixed":
-        raise ParamsError(f"{k}.placement = {experiment.placement!r}: centred 28x28 data allows only 'fixed'")
-    return experiment
-
-
-def _invariance(raw: Any, experiments: dict[str, Experiment]) -> InvarianceParams:
-    v = _section("invariance", raw, InvarianceParams)
-    names = v["experiments"]
-    if not isinstance(names, list) or len(set(map(str, names))) != len(names):
-        raise ParamsError(f"invariance.experiments = {names!r}: must be a list of experiment names without repeats")
-    for i, name in enumerate(names):
-        if name not in experiments or experiments[name].data != "translated":
-            translated = [n for n, e in experiments.items() if e.data == "translated"]
-            raise ParamsError(f"invariance.experiments[{i}] = {name!r}: must be one of the experiments on translated "
-                              f"data: {', '.join(translated)}")
-    return InvarianceParams(
-        experiments=tuple(names),
-        test_digits=_integer("invariance.test_digits", v["test_digits"], 1),
-        seed=_integer("invariance.seed", v["seed"], 0),
-    )
+def _allowed_keys(loc: tuple) -> str:
+    section: Any = Params
+    for part in loc:
+        if section is Params and part == "experiments":
+            section = "experiments"
+        elif section == "experiments":
+            section = Experiment
+        else:
+            section = section.model_fields[part].annotation
+    return ", ".join(name for name, field in section.model_fields.items() if not field.exclude)
 
 
 def parse(raw: Any) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError("params.yaml: must be a mapping of sections")
-    p = _section("params", raw, Params)
-    experiments = p["experiments"]
-    if not isinstance(experiments, dict) or not experiments:
-        raise ParamsError("experiments: must be a non-empty mapping of experiment name to settings")
-    parsed = {name: _experiment(name, e) for name, e in experiments.items()}
-    return Params(
-        data=_data(p["data"]),
-        translate=_translate(p["translate"]),
-        experiments=parsed,
-        invariance=_invariance(p["invariance"], parsed),
-    )
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ParamsError(one_line(error)) from None
+
+
+# --- reading the file -----------------------------------------------------------------------
+
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML keeps the last of two equal keys without a word; here that is an error.
+    (Keys brought in by a merge `<<: *defaults` may be overridden: that is what merging is for.)"""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.MarkedYAMLError(problem=f"the key {key!r} appears twice in this mapping",
+                                           problem_mark=key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read(path: Path) -> Any:
+    try:
+        return yaml.load(Path(path).read_text(), Loader=_UniqueKeys)
+    except OSError as error:
+        raise ParamsError(f"cannot read {path}: {error.strerror or error}") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        raise ParamsError(f"{path}, line {mark.line + 1}: {error.problem}") from None
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+
+
+# --- will it fit? ----------------------------------------------------------------------------
+
+TRAIN, VALIDATION, TEST = 55_000, 5_000, 10_000  # MNIST's digits, as split by default
+RUNTIME_BYTES = 1 << 30  # Python, TensorFlow and the model code before any data
+
+
+def memory_needed(p: Params) -> tuple[int, str]:
+    """A rough lower bound of the largest stage's memory, in bytes, and which stage that is.
+
+    Canvas-sized images dominate: the translate stage holds every split's canvases twice while
+    placing, training holds the training canvases and their digits, float32 validation images and
+    a batch of activations; the invariance stage places its test digits at a whole row of offsets.
+    """
+    pixels = p.translate.canvas ** 2
+    needs = {"translate": 2 * (TRAIN + VALIDATION + TEST) * pixels}
+    per_image_floats = {"linear": 1, "mlp": 1, "cnn": 32 + 8 + 1, "cnn_gap": 32 + 16 + 8 + 1}
+    for name, exp in p.experiments.items():
+        data = (2 * TRAIN + VALIDATION + TEST) * pixels + 4 * VALIDATION * pixels
+        activations = 3 * 4 * exp.batch_size * pixels * per_image_floats[exp.model]
+        weights = 4 * 4 * {"linear": 10 * pixels, "mlp": 500 * pixels, "cnn": 8 * 1024 * pixels,
+                           "cnn_gap": 100_000}[exp.model]
+        needs[f"train@{name}"] = data + activations + weights
+    rows = p.translate.canvas - 27
+    needs["invariance"] = 5 * p.invariance.test_digits * rows * pixels if p.invariance.experiments else 0
+    stage = max(needs, key=needs.get)
+    return RUNTIME_BYTES + needs[stage], stage
+
+
+def physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def gib(size: float) -> str:
+    return f"{size / 2**30:,.1f} GiB"
+
+
+def check_fits(p: Params, memory: int) -> None:
+    needed, stage = memory_needed(p)
+    if needed > memory:
+        raise ParamsError(f"translate.canvas = {p.translate.canvas}: {stage} would need at least {gib(needed)} of "
+                          f"memory and this machine has {gib(memory)}; choose a smaller canvas (or smaller "
+                          f"batch_size or invariance.test_digits)")
 
 
 def load(path: Path = paths.PARAMS) -> Params:
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ParamsError(f"cannot read {path}: {error}") from None
-    return parse(raw)
+    p = parse(read(path))
+    check_fits(p, physical_memory())
+    return p

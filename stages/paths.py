@@ -1,4 +1,5 @@
-"""Every path the pipeline reads or writes, defined once (dvc.yaml spells the same ones).
+"""Every path the pipeline reads or writes, defined once (dvc.yaml spells the same ones), and
+which stage makes it.
 
 A path built from a name (an experiment's, a figure's) is checked to stay directly inside
 its folder, whatever the name: params.py validates names, and this is the second line.
@@ -11,10 +12,18 @@ from stages.cli import StageError
 
 PARAMS = Path("params.yaml")
 
-RAW_MNIST = Path("data/raw/mnist.npz")
-RAW_SOURCE = Path("data/raw/source.json")
+RAW = Path("data/raw")
+RAW_MNIST = RAW / "mnist.npz"
+RAW_SOURCE = RAW / "source.json"
 
-DATASETS = Path("data/translated")
+DATASET_DIR = Path("data/translated")
+MODELS = Path("data/models")
+CHECKPOINTS = Path("data/checkpoints")  # not a DVC output: it must outlive an interrupted stage
+TRAINING_RUNS = Path("data/training")  # DVCLive's log as the train stage wrote it (cached, like the model)
+TRAINING_LOGS = Path("reports/training")  # the same logs, committed: evaluate copies them
+METRICS = Path("reports/metrics")
+INVARIANCE = METRICS / "invariance"
+PREDICTIONS = Path("reports/predictions")
 
 
 def inside(folder: Path, name: str) -> Path:
@@ -27,14 +36,11 @@ def inside(folder: Path, name: str) -> Path:
 
 def dataset(name: str) -> Path:
     """`centred` (28x28 digits) or `translated` (digits on the canvas)."""
-    return inside(DATASETS, f"{name}.npz")
-
-
-CHECKPOINTS = Path("data/checkpoints")
+    return inside(DATASET_DIR, f"{name}.npz")
 
 
 def model(experiment: str) -> Path:
-    return inside(Path("data/models"), f"{experiment}.keras")
+    return inside(MODELS, f"{experiment}.keras")
 
 
 def checkpoint_dir(experiment: str) -> Path:
@@ -42,20 +48,24 @@ def checkpoint_dir(experiment: str) -> Path:
     return inside(CHECKPOINTS, experiment)
 
 
+def training_run(experiment: str) -> Path:
+    return inside(TRAINING_RUNS, experiment)
+
+
 def training_log(experiment: str) -> Path:
-    return inside(Path("reports/training"), experiment)
+    return inside(TRAINING_LOGS, experiment)
 
 
 def metrics(experiment: str) -> Path:
-    return inside(Path("reports/metrics"), f"{experiment}.json")
+    return inside(METRICS, f"{experiment}.json")
 
 
 def invariance(experiment: str) -> Path:
-    return inside(Path("reports/metrics/invariance"), f"{experiment}.json")
+    return inside(INVARIANCE, f"{experiment}.json")
 
 
 def predictions(experiment: str) -> Path:
-    return inside(Path("reports/predictions"), f"{experiment}.csv")
+    return inside(PREDICTIONS, f"{experiment}.csv")
 
 
 # Written by the scripts in benchmarks/ (not pipeline stages), read by the report.
@@ -70,3 +80,28 @@ FIGURES = Path("reports/figures")
 
 def figure(name: str) -> Path:
     return inside(FIGURES, f"{name}.png")
+
+
+# Which stage writes what is under each folder; per-experiment stages are named after the
+# first part of the path below it (data/models/<experiment>.keras: train@<experiment>).
+MADE_BY = ((RAW, "download"), (DATASET_DIR, "translate"), (MODELS, "train@"), (TRAINING_RUNS, "train@"),
+           (INVARIANCE, "invariance@"), (METRICS, "evaluate@"), (PREDICTIONS, "evaluate@"),
+           (TRAINING_LOGS, "evaluate@"), (Path("reports"), "report"))
+
+
+def made_by(path: Path) -> str | None:
+    path = Path(path)
+    for folder, stage in MADE_BY:
+        if path.is_relative_to(folder) and path != folder:
+            below = path.relative_to(folder).parts[0]
+            return stage + below.split(".")[0] if stage.endswith("@") else stage
+    return None
+
+
+def remedy(path: Path) -> str:
+    """What to do about a missing or broken input."""
+    stage = made_by(path)
+    if stage is None:
+        return "make it again with `dvc repro`"
+    restore = "git checkout --" if Path(path).is_relative_to("reports") else "dvc checkout"
+    return f"run `dvc repro {stage}` to make it again, or `{restore} {path}` to restore the committed one"

@@ -12,37 +12,7 @@ import time
 import numpy as np
 
 from stages import cli, files, params, paths
-
-DIGIT = 28
-SPLITS = ("train", "val", "test")
-
-
-def _by_offset(offsets: np.ndarray):
-    """Yield (indices, row, col) for each distinct offset: one array copy per offset, not per image."""
-    keys = offsets[:, 0].astype(np.int64) << 16 | offsets[:, 1]
-    for key in np.unique(keys):
-        yield np.flatnonzero(keys == key), int(key >> 16), int(key & 0xFFFF)
-
-
-def place(digits: np.ndarray, offsets: np.ndarray, canvas: int) -> np.ndarray:
-    """Put digit i at offsets[i] = (row, col) on an empty canvas x canvas image."""
-    images = np.zeros((len(digits), canvas, canvas), dtype=digits.dtype)
-    for index, row, col in _by_offset(offsets):
-        images[index, row:row + DIGIT, col:col + DIGIT] = digits[index]
-    return images
-
-
-def extract(images: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The inverse of `place`: cut each 28x28 digit back out of its canvas."""
-    digits = np.empty((len(images), DIGIT, DIGIT), dtype=images.dtype)
-    for index, row, col in _by_offset(offsets):
-        digits[index] = images[index, row:row + DIGIT, col:col + DIGIT]
-    return digits
-
-
-def draw_offsets(n: int, max_offset: int, rng: np.random.Generator) -> np.ndarray:
-    """Offsets uniform on 0..max_offset inclusive, independently per axis."""
-    return rng.integers(0, max_offset + 1, size=(n, 2), dtype=np.int16)
+from stages.canvas import draw_offsets, place
 
 
 def split(mnist: dict[str, np.ndarray], validation_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -78,11 +48,12 @@ def centred(splits: dict) -> dict[str, np.ndarray]:
 def main() -> None:
     p = params.load()
     start = time.perf_counter()
-    splits = split(files.load_npz(paths.RAW_MNIST), p.data.validation_size)
+    mnist = files.load_npz(paths.RAW_MNIST, required=("x_train", "y_train", "x_test", "y_test"))
+    splits = split(mnist, p.data.validation_size)
     translated = translate(splits, p.translate)
     elapsed = time.perf_counter() - start
-    files.save_npz(paths.dataset("centred"), **centred(splits))
-    files.save_npz(paths.dataset("translated"), **translated)
+    # Both files or neither: a failure half-way never leaves a pair from two different runs.
+    files.save_npzs({paths.dataset("centred"): centred(splits), paths.dataset("translated"): translated})
     sizes = ", ".join(f"{name} {len(x)}" for name, (x, _) in splits.items())
     print(f"translate: {sizes} digits on a {p.translate.canvas}x{p.translate.canvas} canvas, "
           f"offsets 0..{p.translate.max_offset}, in {elapsed:.2f} s")

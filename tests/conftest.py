@@ -1,10 +1,21 @@
-"""Tiny synthetic datasets in the translate stage's format, so training tests run in seconds."""
+"""The tests' data, built one way: tiny synthetic digits, the datasets the translate stage would
+write from them, and a whole small project (a git copy of this repository with tiny params)
+that `dvc repro` has run once, for the end-to-end and fault-injection tests."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from stages import files, translate
-from stages.params import Experiment
+from stages.params import Experiment, TranslateParams
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_report_header():
@@ -22,14 +33,24 @@ def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return (prototypes[labels] + noise).astype(np.uint8), labels
 
 
+def random_digits(n: int, seed: int = 0) -> np.ndarray:
+    """Random 28x28 'digits' with no zero pixel, so that every pixel of a placed digit shows."""
+    return np.random.default_rng(seed).integers(1, 256, size=(n, 28, 28), dtype=np.uint8)
+
+
+def synthetic_mnist(n_train: int = 600, n_test: int = 200) -> dict[str, np.ndarray]:
+    """What the download stage writes, in miniature."""
+    (x_train, y_train), (x_test, y_test) = synthetic_digits(n_train, 1), synthetic_digits(n_test, 3)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
 def write_datasets(folder, n_train=600, n_val=200, n_test=200, canvas=32):
     """Write centred.npz and translated.npz as the translate stage would."""
     parts = {name: synthetic_digits(n, seed) for name, n, seed in
              (("train", n_train, 1), ("val", n_val, 2), ("test", n_test, 3))}
-    from stages.params import TranslateParams
-
     files.save_npz(folder / "centred.npz", **translate.centred(parts))
-    files.save_npz(folder / "translated.npz", **translate.translate(parts, TranslateParams(canvas, "full", 0)))
+    files.save_npz(folder / "translated.npz",
+                   **translate.translate(parts, TranslateParams(canvas=canvas, offsets="full", seed=0)))
 
 
 def experiment(**changes) -> Experiment:
@@ -43,3 +64,77 @@ def experiment(**changes) -> Experiment:
 def tiny_data(tmp_path):
     write_datasets(tmp_path)
     return tmp_path
+
+
+# --- a whole small project ------------------------------------------------------------------
+
+# One experiment per model, covering both data files and the three placements; two grids.
+SMALL_EXPERIMENTS = ("linear_mnist", "mlp_translated", "cnn_centre", "cnn_gap_translated")
+SMALL_GRIDS = ["mlp_translated", "cnn_centre"]
+
+
+def sh(*args, cwd, check=True, env=None) -> subprocess.CompletedProcess:
+    """Run a command as a user would, with this venv's tools first on PATH."""
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+                        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"} | (env or {})
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def small_params(raw: dict) -> dict:
+    """params.yaml cut down to seconds: tiny data, a few of the experiments, a few steps each."""
+    raw["data"]["validation_size"] = 100
+    raw["translate"]["canvas"] = 32
+    quick = {"epochs": 4, "batch_size": 25, "warmup_epochs": 0, "learning_rate": 0.002}  # all learn, in seconds
+    raw["defaults"] |= quick
+    raw["experiments"] = {name: raw["experiments"][name] | quick for name in SMALL_EXPERIMENTS}
+    raw["invariance"] |= {"experiments": SMALL_GRIDS, "test_digits": 20}
+    return raw
+
+
+def copy_repo(dest: Path) -> None:
+    """The files git would commit here (tracked or not ignored), without results or lock."""
+    listed = sh("git", "ls-files", "--cached", "--others", "--exclude-standard", cwd=REPO).stdout.split("\n")
+    for name in filter(None, listed):
+        if name == "dvc.lock" or (name.startswith(("reports/", "data/")) and not name.startswith("reports/benchmark")) or not (REPO / name).exists():  # TODO merge
+            continue
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, dest / name)
+
+
+def make_project(root: Path) -> str:
+    """A git repository with this project's code, small params and synthetic MNIST, after `dvc repro`.
+    Returns what `dvc repro` printed."""
+    copy_repo(root)
+    (root / "params.yaml").write_text(yaml.safe_dump(small_params(yaml.safe_load((root / "params.yaml").read_text())),
+                                                     sort_keys=False))
+    sh("git", "init", "-q", "-b", "main", cwd=root)
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-q", "-m", "the project", cwd=root)  # DVCLive wants a repository with a commit
+    # The download stage only accepts the real MNIST; here its output is a tiny stand-in,
+    # recorded with `dvc commit` so that repro starts at `translate`.
+    files.save_npz(root / "data/raw/mnist.npz", **synthetic_mnist())
+    files.write_json(root / "data/raw/source.json", {"source": "synthetic test data"})
+    sh("dvc", "commit", "--force", "download", cwd=root)
+    out = sh("dvc", "repro", cwd=root).stdout
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-q", "-m", "small run", cwd=root)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_project(tmp_path_factory) -> tuple[Path, str]:
+    """One small project for the whole session, after `dvc repro`: copy it before changing it."""
+    root = tmp_path_factory.mktemp("small-project")
+    return root, make_project(root)
+
+
+@pytest.fixture
+def project_copy(small_project, tmp_path) -> Path:
+    """A private copy of the small project (git and DVC state included) that a test may break."""
+    root = tmp_path / "project"
+    shutil.copytree(small_project[0], root, symlinks=True)
+    return root

@@ -421,8 +421,8 @@ def test_main_writes_the_arrays_and_where_they_came_from(project):
 
 def test_main_leaves_nothing_in_data_when_every_source_fails(project, monkeypatch, capsys):
     monkeypatch.delenv("MNIST_IDX_DIR")
-    assert cli.run(download.main) == 2
-    assert "error: no MNIST source worked (local: skipped" in capsys.readouterr().err
+    assert cli.run(download.main, argv=[]) == 2
+    assert "error: download: no MNIST source worked (local: skipped" in capsys.readouterr().err
     assert not (project / "data").exists() or not any((project / "data").rglob("*.*"))
 
 

@@ -1,102 +1,49 @@
 """End to end: `dvc repro` of the whole pipeline in a temporary git copy of this repository.
 
-The data are synthetic and small and every experiment trains for a few steps: this
-checks the wiring (dvc.yaml, params, files between stages, report), not accuracy.
-The real download is tested in test_download.py (marked `network`).
+The data are synthetic and small, with one experiment per model and two invariance grids,
+each trained for a few steps: this checks the wiring (dvc.yaml, params, files between
+stages, report), not accuracy. The real download is tested in test_download.py (marked `network`).
 """
 
 import ast
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
 from stages import files
+from tests.conftest import REPO, sh
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
 
-def sh(*args, cwd, check=True) -> str:
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-                        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result.stdout + result.stderr
+@pytest.fixture
+def project(small_project):
+    """The shared small project and what its `dvc repro` printed; tests here only read it."""
+    root, out = small_project
+    return root, yaml.safe_load((root / "params.yaml").read_text()), out
 
 
-def copy_repo(dest: Path) -> None:
-    """The files git would commit here (tracked or not ignored), without results or lock.
-
-    The benchmark's JSON stays: it is an input of the report, not a pipeline output."""
-    listed = sh("git", "ls-files", "--cached", "--others", "--exclude-standard", cwd=REPO).split("\n")
-    for name in filter(None, listed):
-        results = name.startswith(("reports/", "data/")) and not name.startswith("reports/benchmark")
-        if name == "dvc.lock" or results or not (REPO / name).exists():
-            continue
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, dest / name)
-
-
-def small_profile(raw: dict) -> dict:
-    raw["data"]["validation_size"] = 100
-    raw["translate"]["canvas"] = 32
-    for exp in raw["experiments"].values():
-        exp |= {"epochs": 2, "max_steps": 4, "batch_size": 32, "warmup_epochs": 0}
-    raw["invariance"]["test_digits"] = 20
-    return raw
-
-
-def synthetic_mnist(n_train=600, n_test=200) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    return {"x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-            "y_train": (np.arange(n_train) % 10).astype(np.uint8),
-            "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-            "y_test": (np.arange(n_test) % 10).astype(np.uint8)}
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
-    copy_repo(root)
-    params = small_profile(yaml.safe_load((root / "params.yaml").read_text()))
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh("git", "init", "-q", "-b", "main", cwd=root)
-    sh("git", "add", "-A", cwd=root)
-    sh("git", "commit", "-q", "-m", "the project", cwd=root)  # DVCLive fails in a repo without commits
-    # The download stage only accepts the real MNIST; here its output is a tiny stand-in,
-    # recorded with `dvc commit` so that repro starts at `translate`.
-    files.save_npz(root / "data/raw/mnist.npz", **synthetic_mnist())
-    files.write_json(root / "data/raw/source.json", {"source": "synthetic test data"})
-    sh("dvc", "commit", "--force", "download", cwd=root)
-    out = sh("dvc", "repro", cwd=root)
-    sh("git", "add", "-A", cwd=root)
-    sh("git", "commit", "-q", "-m", "small run", cwd=root)
-    return root, params, out
+def ran(out: str) -> set[str]:
+    """The stages `dvc repro` printed that it ran."""
+    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
 
 
 def test_repro_runs_every_stage_and_writes_every_declared_output(project):
     root, params, out = project
-    assert "Running stage 'download'" not in out
-    for stage in ["translate", "report"] + [f"{s}@{e}" for e in params["experiments"] for s in ("train", "evaluate")]:
-        assert f"Running stage '{stage}'" in out, stage
+    assert ran(out) == {"translate", "report", *(f"{stage}@{name}" for name in params["experiments"]
+                                                 for stage in ("train", "evaluate")),
+                        *(f"invariance@{name}" for name in params["invariance"]["experiments"])}
     for name in params["experiments"]:
         assert (root / f"data/models/{name}.keras").stat().st_size > 0
         metrics = json.loads((root / f"reports/metrics/{name}.json").read_text())
-        assert 0 <= metrics["test_accuracy"] <= 1 and metrics["steps"] == 4 and metrics["stopped_by"] == "max_steps"
+        assert 0 <= metrics["test_accuracy"] <= 1 and metrics["steps"] == 80 and metrics["stopped_by"] == "epochs"
         rows = (root / f"reports/predictions/{name}.csv").read_text().splitlines()
         assert rows[0] == "index,actual,predicted,confidence" and len(rows) == 201
-        assert (root / f"reports/training/{name}/plots/metrics/val/accuracy.tsv").exists()
+        for log in (root / "data/training" / name, root / "reports/training" / name):  # the run, and its copy
+            assert json.loads((log / "metrics.json").read_text())["steps"] == 80
+            assert len((log / "plots/metrics/val/accuracy.tsv").read_text().splitlines()) == 1 + 4  # header, epochs
     for name in params["invariance"]["experiments"]:
-        assert f"Running stage 'invariance@{name}'" in out
         grid = json.loads((root / f"reports/metrics/invariance/{name}.json").read_text())["grid"]
         assert len(grid) == len(grid[0]) == 32 - 28 + 1
     translated = files.load_npz(root / "data/translated/translated.npz")
@@ -116,25 +63,56 @@ def test_report_artifacts_exist_are_non_empty_and_the_page_embeds_every_figure(p
 
 def test_a_second_repro_has_nothing_to_do(project):
     root, _, _ = project
-    out = sh("dvc", "repro", cwd=root)
-    assert "Running stage" not in out
+    assert ran(sh("dvc", "repro", cwd=root).stdout) == set()
 
 
-def test_changing_one_experiment_reruns_only_that_experiment_and_metrics_diff_compares(project):
-    root, params, _ = project
-    name = "linear_mnist"
+def test_changing_one_experiment_reruns_only_that_experiment_and_metrics_diff_compares(project_copy):
+    root, name = project_copy, "linear_mnist"
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["experiments"][name]["learning_rate"] = 0.05
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    out = sh("dvc", "repro", cwd=root)
-    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {f"train@{name}", f"evaluate@{name}", "report"}
+    assert ran(sh("dvc", "repro", cwd=root).stdout) == {f"train@{name}", f"evaluate@{name}", "report"}
     sh("git", "add", "-A", cwd=root)
     sh("git", "commit", "-q", "-m", "another learning rate", cwd=root)
-    diff = sh("dvc", "metrics", "diff", "HEAD~1", "--json", cwd=root)
-    changed = json.loads(diff)
+    changed = json.loads(sh("dvc", "metrics", "diff", "HEAD~1", "--json", cwd=root).stdout)
     assert f"reports/metrics/{name}.json" in changed
-    assert "0.05" in sh("dvc", "params", "diff", "HEAD~1", cwd=root)
+    assert "0.05" in sh("dvc", "params", "diff", "HEAD~1", cwd=root).stdout
+
+
+def with_merged_defaults(raw: dict) -> str:
+    """params.yaml written as the committed one is: each experiment merges `defaults` and states what differs."""
+    defaults = raw["defaults"]
+    experiments = {name: {key: value for key, value in exp.items() if defaults[key] != value}
+                   for name, exp in raw["experiments"].items()}
+    text = yaml.safe_dump({key: raw[key] for key in ("data", "translate")}, sort_keys=False)
+    text += "defaults: &defaults\n" + yaml.safe_dump(defaults, sort_keys=False).replace("\n", "\n  ").join(["  ", ""])
+    text = text.rstrip() + "\nexperiments:\n"
+    for name, own in experiments.items():
+        text += f"  {name}:\n    <<: *defaults\n" + "".join(f"    {k}: {json.dumps(v)}\n" for k, v in own.items())
+    return text + yaml.safe_dump({"invariance": raw["invariance"]}, sort_keys=False)
+
+
+def changed_stages(root) -> set[str]:
+    status = sh("dvc", "status", cwd=root).stdout
+    return {line.rstrip(":") for line in status.splitlines() if line.endswith(":") and not line.startswith("\t")}
+
+
+def test_a_changed_default_reruns_exactly_the_experiments_that_take_it(project_copy):
+    root = project_copy
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    (root / "params.yaml").write_text(with_merged_defaults(raw))
+    assert yaml.safe_load((root / "params.yaml").read_text()) == raw  # the same settings, written with merges
+    assert changed_stages(root) == set()
+    # linear_mnist and cnn_centre state their own placement; the other two take the default's
+    (root / "params.yaml").write_text((root / "params.yaml").read_text().replace("placement: fresh", "placement: fixed", 1))
+    assert changed_stages(root) == {"train@mlp_translated", "train@cnn_gap_translated", "report"}
+
+
+def test_editing_the_translate_stage_reruns_it_alone(project_copy):
+    root = project_copy
+    with open(root / "stages/translate.py", "a") as f:
+        f.write("# an edit that changes nothing the stage writes\n")
+    assert ran(sh("dvc", "repro", cwd=root).stdout) == {"translate"}
 
 
 def stages_imported_by(module: str, seen: set[str] | None = None) -> set[str]:
@@ -161,3 +139,14 @@ def test_every_stage_depends_on_all_the_code_it_runs():
         # Python runs the package's __init__ (which sets TensorFlow's options) before any of its modules
         code = {f"stages/{m}.py" for m in stages_imported_by(module) | {module, "__init__"}}
         assert code <= set(stage["deps"]), f"{name} misses {sorted(code - set(stage['deps']))}"
+
+
+def test_no_module_imports_a_stage_module():
+    """Shared code lives in shared modules, so DVC reruns exactly the stages whose code changed."""
+    stages = {stage.get("do", stage)["cmd"].split()[2].removeprefix("stages.")
+              for stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()}
+    for path in [*(REPO / "stages").glob("*.py"), *(REPO / "benchmarks").glob("*.py")]:
+        imported = stages_imported_by(path.stem) if path.parent.name == "stages" else {
+            name for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)
+            and node.module == "stages" for name in (alias.name for alias in node.names)}
+        assert not (imported & stages) - {path.stem}, f"{path.name} imports {sorted(imported & stages)}"

@@ -1,0 +1,298 @@
+"""Fitting one experiment: its optimizer and schedule, the stopping rules, and per-epoch
+checkpoints from which a killed run resumes to the same weights, bit for bit.
+
+Backend-neutral Keras 3 (the stages run under KERAS_BACKEND=jax too); used by the train
+stage and by benchmarks/cnn_speed.py.
+"""
+
+import hashlib
+import json
+import math
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from stages import datasets, files, models, paths
+from stages.canvas import centre_offsets, draw_offsets, extract, place
+from stages.params import Experiment
+
+VALIDATION_BATCH = 1000
+# The cross-entropy of a uniform guess over the ten digits. A mean training loss of ten times
+# that is not a model learning slowly but one whose steps are too large: stop there.
+EXPLODED_LOSS = 10 * math.log(models.NUM_CLASSES)
+
+
+class TrainBatches(keras.utils.PyDataset):
+    """Shuffled training batches, with the digits optionally placed anew every epoch.
+
+    placement: 'fixed' uses the translate stage's images as they are; 'fresh' draws
+    a new offset for every digit every epoch; 'centre' puts every digit at the canvas
+    centre. Batch i belongs to epoch first_epoch + i // steps_per_epoch, and that
+    epoch's images and order depend only on (seed, epoch): so the data are the same
+    whatever Keras prefetches, and a resumed run continues with the right epoch.
+    Images stay uint8 until a batch is drawn: converting a whole epoch's worth to
+    float32 took longer than placing the digits, and four times the memory.
+    """
+
+    def __init__(self, images, labels, offsets, placement: str, batch_size: int, seed: int, max_offset: int):
+        super().__init__()
+        self.labels = labels.astype(np.int32)
+        self.placement, self.batch_size, self.seed, self.max_offset = placement, batch_size, seed, max_offset
+        self.canvas = images.shape[1]
+        if placement == "fixed":
+            self.fixed_images = images
+        else:
+            self.digits = extract(images, offsets)
+        self.steps_per_epoch = math.ceil(len(labels) / batch_size)
+        self.first_epoch = 0
+        self._epoch, self._images, self._order = None, None, None
+
+    @classmethod
+    def of(cls, exp: Experiment, data: dict[str, np.ndarray]) -> "TrainBatches":
+        """The training batches of experiment `exp` from its dataset file's arrays."""
+        return cls(data["x_train"], data["y_train"], data["offsets_train"], exp.placement, exp.batch_size,
+                   exp.seed, int(data["max_offset"]))
+
+    @property
+    def num_batches(self):
+        return None  # endless: Keras asks for steps_per_epoch batches per epoch
+
+    def _prepare(self, epoch: int) -> None:
+        rng = np.random.default_rng([self.seed, epoch])
+        self._order = rng.permutation(len(self.labels))
+        if self.placement == "fixed":
+            self._images = self.fixed_images
+            return
+        if self.placement == "fresh":
+            offsets = draw_offsets(len(self.digits), self.max_offset, rng)
+        else:
+            offsets = centre_offsets(len(self.digits), self.canvas)
+        self._images = place(self.digits, offsets, self.canvas)
+
+    def __getitem__(self, index: int):
+        epoch, step = divmod(index, self.steps_per_epoch)
+        epoch += self.first_epoch
+        if epoch != self._epoch:
+            self._prepare(epoch)
+            self._epoch = epoch
+        batch = self._order[step * self.batch_size:(step + 1) * self.batch_size]
+        return datasets.as_input(self._images[batch]), self.labels[batch]
+
+
+def make_deterministic(seed: int) -> None:
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        # The one backend-specific line: TensorFlow may otherwise reorder float sums between runs.
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def learning_rate(exp: Experiment, steps_per_epoch: int):
+    """A constant rate, or linear warm-up then cosine decay to zero over the planned steps."""
+    if exp.schedule == "constant":
+        return exp.learning_rate
+    total = exp.epochs * steps_per_epoch
+    if exp.max_steps:
+        total = min(total, exp.max_steps)
+    warmup = min(round(exp.warmup_epochs * steps_per_epoch), total - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else exp.learning_rate,
+        decay_steps=total - warmup,
+        warmup_target=exp.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def compiled_model(exp: Experiment, input_shape: tuple[int, ...], steps_per_epoch: int) -> keras.Model:
+    model = models.build(exp.model, input_shape)
+    optimizer = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[exp.optimizer]
+    model.compile(
+        optimizer=optimizer(learning_rate(exp, steps_per_epoch)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def fresh_state(fingerprint: str) -> dict:
+    return {"fingerprint": fingerprint, "epoch": 0, "steps": 0, "seconds": 0.0, "history": [],
+            "best_val_loss": math.inf, "best_epoch": None, "stopped_by": "epochs", "variables": None}
+
+
+def variables(model: keras.Model) -> list:
+    """Everything a model's training depends on: its weights, the optimizer's state (step count,
+    moments) and the layers' random-number state (dropout); Keras' own weight files omit the last."""
+    return list(model.variables) + list(model.optimizer.variables)
+
+
+def save_variables(model: keras.Model, path: Path) -> None:
+    with files.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, *(keras.ops.convert_to_numpy(v.value) for v in variables(model)))
+
+
+def load_variables(model: keras.Model, path: Path) -> None:
+    model.optimizer.build(model.trainable_variables)  # its variables exist only once built
+    arrays = list(files.load_npz(path).values())
+    targets = variables(model)
+    if [a.shape for a in arrays] != [tuple(v.shape) for v in targets]:
+        raise files.corrupt(path, "its variables do not match this experiment's model")
+    for variable, array in zip(targets, arrays):
+        variable.assign(array)
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """After every epoch, every variable of the run (see `variables`) and the run's state (epoch,
+    steps, history, stopping rules) go to data/checkpoints/<experiment>/.
+
+    Hand-written, not keras.callbacks.BackupAndRestore: that one overwrites its weights file, then
+    its epoch file, so a kill between the two resumes the wrong epoch (tests/test_training.py shows
+    it); it leaves out the dropout's random state; and it resumes a backup made with other params.
+    Here every epoch's variables get a new file, and state.json, written last and atomically,
+    names the one it belongs to.
+    """
+
+    def __init__(self, root: Path, name: str, fingerprint: str):
+        super().__init__()
+        self.root, self.folder, self.fingerprint = root, paths.inside(root, name), fingerprint
+        self.state_file = self.folder / "state.json"
+        self.state = fresh_state(fingerprint)
+
+    def resume(self, model: keras.Model) -> dict:
+        """Load the last epoch's variables into `model` if they were made with the same params and
+        data; return the run's state (a fresh one when there is nothing to resume)."""
+        self.state = fresh_state(self.fingerprint)
+        if not self.state_file.exists():
+            return self.state
+        saved = files.read_json(self.state_file)
+        if saved.get("fingerprint") != self.fingerprint:
+            print(f"train: discarding checkpoint in {self.folder}: made with other params or data")
+            self.clear()
+            return self.state
+        load_variables(model, self.folder / saved["variables"])
+        self.state = saved
+        return saved
+
+    def on_epoch_end(self, epoch, logs=None):
+        name = f"epoch-{epoch + 1:04d}.npz"
+        save_variables(self.model, self.folder / name)
+        if self.state["best_epoch"] == epoch + 1:
+            save_variables(self.model, self.folder / "best.npz")
+        files.write_json(self.state_file, self.state | {"variables": name})
+        for old in self.folder.glob("epoch-*.npz"):
+            if old.name != name:
+                old.unlink()
+
+    def restore_best(self, model: keras.Model) -> None:
+        load_variables(model, self.folder / "best.npz")
+
+    def clear(self) -> None:
+        files.remove_tree(self.folder, self.root)
+
+
+class StoppingRules(keras.callbacks.Callback):
+    """Counts steps and epochs into the run's state and stops training at the first rule that fires.
+
+    Rules: a non-finite or exploding loss ('diverged'), `max_steps`, `max_seconds`,
+    `target_accuracy` (validation), `patience` epochs without a lower validation loss
+    ('early_stopping'); otherwise all `epochs` run ('epochs'). Hand-written, not Keras'
+    TerminateOnNaN and EarlyStopping: the run must record which rule fired, and EarlyStopping
+    forgets its best epoch and patience count whenever fit starts, so a resumed run would stop
+    at another epoch (tests/test_training.py shows it).
+    """
+
+    def __init__(self, exp: Experiment, state: dict):
+        super().__init__()
+        self.exp, self.state = exp, state
+
+    def stop(self, reason: str) -> None:
+        self.state["stopped_by"] = reason
+        self.model.stop_training = True
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter() - self.state["seconds"]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.state["steps"] += 1
+        if not math.isfinite(float(logs["loss"])):
+            self.stop("diverged")
+        elif self.exp.max_steps and self.state["steps"] >= self.exp.max_steps:
+            self.stop("max_steps")
+        elif self.exp.max_seconds and time.perf_counter() - self.started >= self.exp.max_seconds:
+            self.stop("max_seconds")
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = self.state
+        if state["stopped_by"] == "diverged" or logs["loss"] > EXPLODED_LOSS:
+            return self.stop("diverged")
+        state["history"].append({"train/loss": logs["loss"], "train/accuracy": logs["accuracy"],
+                                 "val/loss": logs["val_loss"], "val/accuracy": logs["val_accuracy"]})
+        state |= {"epoch": epoch + 1, "seconds": time.perf_counter() - self.started}
+        if logs["val_loss"] < state["best_val_loss"]:
+            state |= {"best_val_loss": logs["val_loss"], "best_epoch": epoch + 1}
+        if self.exp.target_accuracy and logs["val_accuracy"] >= self.exp.target_accuracy:
+            self.stop("target_accuracy")
+        elif self.exp.patience and epoch + 1 - state["best_epoch"] >= self.exp.patience:
+            self.stop("early_stopping")
+
+
+def fingerprint(exp: Experiment, data_file: Path) -> str:
+    """What a checkpoint must match to be resumed: the experiment's params and its data file."""
+    stat = data_file.stat()
+    return hashlib.sha256(f"{exp.model_dump()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def fit(exp: Experiment, data: dict[str, np.ndarray], checkpoints: Checkpoints) -> tuple[keras.Model, dict]:
+    """Train the experiment's model, resuming from `checkpoints` if they match. Returns the model and
+    the run's state; its `stopped_by` says 'diverged' if training broke down (no weights worth keeping)."""
+    make_deterministic(exp.seed)
+    batches = TrainBatches.of(exp, data)
+    x_val, y_val = datasets.as_input(data["x_val"]), data["y_val"].astype(np.int32)
+    model = compiled_model(exp, x_val.shape[1:], batches.steps_per_epoch)
+    state = checkpoints.resume(model)
+    if state["epoch"]:
+        print(f"train: resuming {exp.name} after epoch {state['epoch']} of {exp.epochs}")
+    batches.first_epoch = state["epoch"]
+    if state["epoch"] < exp.epochs and state["stopped_by"] == "epochs":
+        model.fit(batches, steps_per_epoch=batches.steps_per_epoch, epochs=exp.epochs, initial_epoch=state["epoch"],
+                  validation_data=(x_val, y_val), validation_batch_size=VALIDATION_BATCH, shuffle=False,
+                  callbacks=[StoppingRules(exp, state), checkpoints], verbose=1 if sys.stdout.isatty() else 2)
+    if exp.patience and state["stopped_by"] != "diverged" and state["best_epoch"] != state["epoch"]:
+        checkpoints.restore_best(model)
+        print(f"train: restored the weights of epoch {state['best_epoch']} (lowest validation loss)")
+    return model, state
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """`model.save` without what Keras stamps in that differs between identical runs (the save
+    date, file times, memory addresses as object ids), so that a rerun which trains the same
+    weights writes the same bytes and DVC has nothing downstream to redo."""
+    with files.atomic_path(path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp) as saved:
+            entries = [(info, saved.read(info)) for info in saved.infolist()]
+        with zipfile.ZipFile(tmp, "w") as out:
+            for info, content in entries:
+                if info.filename == "metadata.json":
+                    content = json.dumps(json.loads(content) | {"date_saved": None}).encode()
+                elif info.filename == "config.json":
+                    content = json.dumps(renumber_shared_objects(json.loads(content))).encode()
+                out.writestr(zipfile.ZipInfo(info.filename), content, compress_type=info.compress_type)
+
+
+def renumber_shared_objects(config, ids: dict | None = None):
+    """Keras marks an object used by several layers with `shared_object_id`, Python's id() of it;
+    numbering them in order of appearance keeps which are shared and drops the address."""
+    ids = {} if ids is None else ids
+    if isinstance(config, list):
+        return [renumber_shared_objects(item, ids) for item in config]
+    if not isinstance(config, dict):
+        return config
+    renumbered = {key: renumber_shared_objects(value, ids) for key, value in config.items()}
+    if "shared_object_id" in config:
+        renumbered["shared_object_id"] = ids.setdefault(config["shared_object_id"], len(ids) + 1)
+    return renumbered
