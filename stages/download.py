@@ -440,7 +440,7 @@ def first_working(
                 reasons[name] = f"skipped: {one_line(error)}"
             except _FAILURES as error:
                 reasons[name] = f"failed: {one_line(error)}"
-        print(f"download: {name}: {reasons[name]}", file=sys.stderr, flush=True)
+        print(f"download: {name}: {reasons[name]}", flush=True)  # progress: the error, if any, comes last
     summary = "; ".join(f"{name}: {reason}" for name, reason in reasons.items())
     raise StageError(f"no MNIST source worked ({summary})")
 

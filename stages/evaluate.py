@@ -52,14 +52,14 @@ def publish_log(run, log) -> None:
         stale.unlink()
 
 
-def main(name: str) -> None:
-    exp = params.load().experiment(name)
-    from stages import models  # Keras: seconds to import, so params are checked first
-
-    training = files.read_json(paths.training_run(name) / "metrics.json", required=TRAINING_SUMMARY)
+def main(experiment: str) -> None:
+    exp = params.load().experiment(experiment)
+    training = files.read_json(paths.training_run(exp.name) / "metrics.json", required=TRAINING_SUMMARY)
     data = datasets.load(exp.data, only=("x_test", "y_test"))
     labels = data["y_test"].astype(np.int64)
-    model = models.load(paths.model(name))
+    from stages import models  # Keras: seconds to import, so params and data are checked first
+
+    model = models.load(paths.model(exp.name))
     start = time.perf_counter()
     probabilities = softmax(np.asarray(model.predict(datasets.as_input(data["x_test"]), batch_size=BATCH, verbose=0)))
     seconds = time.perf_counter() - start
@@ -72,11 +72,11 @@ def main(name: str) -> None:
         "params": training["params"],
         "test_seconds": round(seconds, 2),
     }
-    publish_log(paths.training_run(name), paths.training_log(name))
-    files.write_json(paths.metrics(name), metrics)
-    with files.atomic_path(paths.predictions(name)) as tmp:
+    publish_log(paths.training_run(exp.name), paths.training_log(exp.name))
+    files.write_json(paths.metrics(exp.name), metrics)
+    with files.atomic_path(paths.predictions(exp.name)) as tmp:
         tmp.write_text(predictions_csv(probabilities, labels))
-    print(f"evaluate: {name}: test accuracy {metrics['test_accuracy']:.2%}, loss {metrics['test_loss']:.4f}")
+    print(f"evaluate: {exp.name}: test accuracy {metrics['test_accuracy']:.2%}, loss {metrics['test_loss']:.4f}")
 
 
 if __name__ == "__main__":

@@ -51,14 +51,14 @@ def summary(grid: np.ndarray) -> dict[str, float]:
             "worst_corner": float(min(corners))}
 
 
-def main(name: str) -> None:
+def main(experiment: str) -> None:
     p = params.load()
-    p.experiment(name)
-    from stages import models  # Keras: seconds to import, so params are checked first
-
+    name = p.experiment(experiment).name
     test = datasets.load("centred", only=("x_test", "y_test"))
     subset = test_subset(test["y_test"], p.invariance.test_digits, p.invariance.seed)
     digits, labels = test["x_test"][subset], test["y_test"][subset].astype(np.int64)
+    from stages import models  # Keras: seconds to import, so params and data are checked first
+
     model = models.load(paths.model(name))
     canvas = model.input_shape[1]
     start = time.perf_counter()

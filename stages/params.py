@@ -222,15 +222,15 @@ def physical_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def gib(size: float) -> str:
-    return f"{size / 2**30:,.1f} GiB"
+def readable(size: float) -> str:
+    return f"{size / 2**40:,.1f} TiB" if size >= 2**40 else f"{size / 2**30:,.1f} GiB"
 
 
 def check_fits(p: Params, memory: int) -> None:
     needed, stage = memory_needed(p)
     if needed > memory:
-        raise ParamsError(f"translate.canvas = {p.translate.canvas}: {stage} would need at least {gib(needed)} of "
-                          f"memory and this machine has {gib(memory)}; choose a smaller canvas (or smaller "
+        raise ParamsError(f"translate.canvas = {p.translate.canvas}: {stage} would need at least {readable(needed)} of "
+                          f"memory and this machine has {readable(memory)}; choose a smaller canvas (or smaller "
                           f"batch_size or invariance.test_digits)")
 
 

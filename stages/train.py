@@ -13,23 +13,23 @@ import sys
 
 import numpy as np
 
-from stages import cli, params, paths
+from stages import cli, datasets, params, paths
 from stages.cli import StageError
 
 # A model that does not beat always answering the commonest digit by this much has learned nothing.
 ABOVE_CHANCE = 0.01
 
 
-def check_learned(name: str, exp: params.Experiment, state: dict, y_val: np.ndarray) -> None:
+def check_learned(exp: params.Experiment, state: dict, y_val: np.ndarray) -> None:
     """Refuse a run that diverged or whose validation accuracy ended at chance."""
     tried = f"after {state['steps']:,} steps with learning_rate {exp.learning_rate:g}"
     keep = "the previous model (if any) is kept; try a smaller learning_rate"
     if state["stopped_by"] == "diverged":
-        raise StageError(f"{name}: training diverged (the loss became not finite or exploded) {tried}; {keep}")
+        raise StageError(f"{exp.name}: training diverged (the loss became not finite or exploded) {tried}; {keep}")
     chance = np.bincount(y_val).max() / len(y_val)
     accuracy = state["history"][-1]["val/accuracy"] if state["history"] else 0.0
     if accuracy < chance + ABOVE_CHANCE:
-        raise StageError(f"{name}: training learned nothing: validation accuracy {accuracy:.2%} {tried}, no better "
+        raise StageError(f"{exp.name}: training learned nothing: validation accuracy {accuracy:.2%} {tried}, no better "
                          f"than always answering the commonest digit ({chance:.2%}); {keep}, or train longer")
 
 
@@ -46,27 +46,26 @@ def write_log(folder, state: dict, summary: dict) -> None:
         live.summary |= summary
 
 
-def main(name: str) -> None:
-    exp = params.load().experiment(name)
-    # Keras takes seconds to import: params and arguments are checked first, so mistakes show at once.
-    from stages import datasets, training
-
+def main(experiment: str) -> None:
+    exp = params.load().experiment(experiment)
     data = datasets.load(exp.data)
-    checkpoints = training.Checkpoints(paths.CHECKPOINTS, name,
-                                       training.fingerprint(exp, paths.dataset(exp.data)))
+    # Keras takes seconds to import: params and data are checked first, so that mistakes show at once.
+    from stages import training
+
+    checkpoints = training.Checkpoints(paths.CHECKPOINTS, exp.name, training.fingerprint(exp, paths.dataset(exp.data)))
     model, state = training.fit(exp, data, checkpoints)
     try:
-        check_learned(name, exp, state, data["y_val"])
+        check_learned(exp, state, data["y_val"])
     except StageError:
         checkpoints.clear()
         raise
     summary = {"epochs": state["epoch"], "steps": state["steps"], "seconds": round(state["seconds"], 2),
                "stopped_by": state["stopped_by"], "best_epoch": state["best_epoch"], "params": model.count_params()}
-    training.save_model(model, paths.model(name))
-    write_log(paths.training_run(name), state, summary)
+    training.save_model(model, paths.model(exp.name))
+    write_log(paths.training_run(exp.name), state, summary)
     checkpoints.clear()
-    print(f"train: {name}: {summary['epochs']} epochs, {summary['steps']} steps, {summary['seconds']:.1f} s, "
-          f"stopped by {summary['stopped_by']}; saved {paths.model(name)}")
+    print(f"train: {exp.name}: {summary['epochs']} epochs, {summary['steps']} steps, {summary['seconds']:.1f} s, "
+          f"stopped by {summary['stopped_by']}; saved {paths.model(exp.name)}")
 
 
 if __name__ == "__main__":
