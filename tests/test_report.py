@@ -164,6 +164,10 @@ def test_a_hostile_experiment_name_shows_as_written_in_headings_tables_sentences
         invariance=None)
     page = document.to_html(markdown, tmp_path)
 
+    # In the Markdown: a code span fenced past the name's backtick, or every special character escaped.
+    assert "### ``<b>x</b> a`b*c_[d](e)``: linear model" in markdown
+    alt = r"Weight maps of \<b\>x\</b\> a\`b\*c\_\[d\](e)"
+    assert f"![{alt}](figures/f%60%2A_%5Bz%5D%28w%29%20%3Ci%3E.png)" in markdown
     assert "<b>" not in page and "<i>" not in page
     shown = html.escape(name)
     assert f"<h3><code>{shown}</code>: linear model</h3>" in page
