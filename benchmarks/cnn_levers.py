@@ -9,7 +9,7 @@ reports training images per second. A shared machine's speed drifts, so the vari
 in turn R times over: each variant's figure is the median of its rounds, and its ratio to
 the default the median of the ratios within a round. Only throughput is measured here;
 benchmarks/cnn_speed.py measures time to accuracy. The JAX row needs `pip install -e '.[jax]'`.
-Writes reports/benchmark_levers.json.
+Writes reports/benchmarks/cnn_levers.json, which benchmarks/speed_report.py shows.
 """
 
 import argparse

@@ -12,8 +12,8 @@ Every `--eval-images` training images it scores the full 10000-image translated 
 (timed apart from training) and records when accuracy first reaches 96.5%, the original's
 96.51%. It also measures this machine's float32 matrix-product peak, so throughput can be
 read as a share of it (benchmarks/pipeline_time.py times the whole pipeline). Needs the
-translate stage's data (`dvc repro translate`). Writes reports/benchmark.json, which the
-report's speed section reads.
+translate stage's data (`dvc repro translate`). Writes reports/benchmarks/cnn_speed.json, which
+benchmarks/speed_report.py shows.
 """
 
 import argparse

@@ -4,7 +4,7 @@
 
 Runs every stage of dvc.yaml alone with `dvc repro --force --single-item`, in `dvc stage list`
 order (a topological one), and records each stage's seconds and peak memory in
-reports/benchmark_pipeline.json, which the report's speed section reads. It rebuilds every
+reports/benchmarks/pipeline_time.json, which benchmarks/speed_report.py shows. It rebuilds every
 output of the working tree with the current params: as long as a full `make repro` (about an
 hour with the default params on 2 cores). The file is rewritten after every stage, so an
 interrupted run keeps what it measured (`complete` says whether it got through). Naming stages

@@ -1,27 +1,59 @@
-"""The report as a list of blocks (headings, paragraphs, bullets, tables, images) and its two
-renderings: GitHub Markdown and one self-contained HTML page. They always say the same thing.
+"""Markdown documents written from Jinja2 templates (stages/templates/), and the one-file HTML page
+made from the same Markdown, so the two always say the same thing.
+
+A template prints values two ways: as Markdown already (a `Markdown` string: a code span, a table,
+a sentence built with these helpers) or as plain text, which is escaped so that a name from
+params.yaml or a data file shows as it is written and never adds markup.
 """
 
 import base64
-import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote
+
+import jinja2
+import markupsafe
+from markdown_it import MarkdownIt
 
 
-@dataclass(frozen=True)
-class Heading:
-    level: int
-    text: str
+class Markdown(str):
+    """Text that is Markdown already: printed as it is."""
 
 
-@dataclass(frozen=True)
-class Paragraph:
-    text: str
+# What starts markup within a line. Newlines become spaces, so a value opens no block of its own (heading,
+# list, quote) unless a template prints it first on a line, which ours do with numbers only.
+MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]<>&|#~]")
 
 
-@dataclass(frozen=True)
-class Bullets:
-    items: tuple[str, ...]
+def md(value) -> Markdown:
+    """Plain text (or a number) as Markdown that shows it literally."""
+    if isinstance(value, Markdown):
+        return value
+    return Markdown(MARKDOWN_SPECIAL.sub(r"\\\g<0>", " ".join(str(value).splitlines())))
+
+
+def code(value) -> Markdown:
+    """A code span that holds `value` whatever its backticks: the fence is one backtick longer than any run
+    inside, and padded with a space where the text would touch it (CommonMark strips one each side)."""
+    text = " ".join(str(value).splitlines())
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text[:1] in ("`", " ") or text[-1:] in ("`", " ") else ""
+    return Markdown(f"{fence}{pad}{text}{pad}{fence}")
+
+
+def link(path: Path) -> Markdown:
+    """A relative link target; percent-encoded, so no character of a file name can end the link."""
+    return Markdown(quote(Path(path).as_posix()))
+
+
+def percent(fraction: float) -> str:
+    return f"{fraction:.2%}"
+
+
+def number(value: float, spec: str = ",") -> str:
+    """`spec` as in format(): ',' gives 13,119,306; ',.1f' gives 1,363.1."""
+    return format(value, spec)
 
 
 @dataclass(frozen=True)
@@ -31,93 +63,47 @@ class Table:
     numeric: tuple[bool, ...]  # right-aligned columns
 
 
-@dataclass(frozen=True)
-class Image:
-    path: Path  # where the PNG was written
-    alt: str
-    caption: str
+def table(t: Table) -> Markdown:
+    """A GitHub table; `|` is escaped in every cell, code spans included (GFM splits cells before them)."""
+    rule = ["---:" if numeric else "---" for numeric in t.numeric]
+
+    def line(cells) -> str:
+        return "| " + " | ".join(md(cell).replace("|", r"\|") for cell in cells) + " |"
+
+    return Markdown("\n".join([line(t.header), line(rule), *map(line, t.rows)]))
 
 
-# Text may hold `code` spans and nothing else: the only inline markup either renderer knows.
+TEMPLATES = Path(__file__).parent / "templates"
 
-def to_markdown(blocks: list, root: Path) -> str:
-    """GitHub-flavoured Markdown; image links are relative to `root`, the folder of the .md file."""
-    out = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            out.append(f"{'#' * block.level} {block.text}")
-        elif isinstance(block, Paragraph):
-            out.append(block.text)
-        elif isinstance(block, Bullets):
-            out.append("\n".join(f"- {item}" for item in block.items))
-        elif isinstance(block, Table):
-            rule = ["---:" if numeric else "---" for numeric in block.numeric]
-            lines = [block.header, rule, *block.rows]
-            out.append("\n".join("| " + " | ".join(cell.replace("|", r"\|") for cell in line) + " |" for line in lines))
-        elif isinstance(block, Image):
-            out.append(f"![{block.alt}]({block.path.relative_to(root).as_posix()})\n\n{block.caption}")
-    return "\n\n".join(out) + "\n"
+# finalize=md: every printed value is escaped unless it is Markdown already. Block tags take no room of
+# their own (trim/lstrip), included templates end their last line, and render() collapses the blank lines
+# left over, so a template can space its blocks for reading. StrictUndefined: a misspelt name fails.
+MARKDOWN = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), finalize=md, trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+MARKDOWN.filters |= {"code": code, "link": link, "percent": percent, "number": number, "table": table}
+PAGE = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                          undefined=jinja2.StrictUndefined)
 
 
-def _inline(text: str) -> str:
-    parts = text.split("`")
-    escaped = [html.escape(part, quote=False) for part in parts]
-    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(escaped))
+def render(template: str, **context) -> str:
+    text = MARKDOWN.get_template(template).render(**context)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
-CSS = """
-body { margin: 0; background: #fff; color: #222; font: 16px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-main { max-width: 920px; margin: 0 auto; padding: 1.5rem 1.25rem 4rem; }
-h1, h2, h3 { line-height: 1.25; }
-h2 { margin-top: 2.5rem; padding-bottom: .25rem; border-bottom: 1px solid #ddd; }
-h3 { margin-top: 2rem; }
-code { font: .88em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f2f2f5; padding: .05em .3em; border-radius: 3px; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: .85rem; display: block; overflow-x: auto; }
-th, td { padding: .35rem .5rem; border-bottom: 1px solid #e3e3e3; text-align: left; white-space: nowrap; }
-thead th { border-bottom: 2px solid #999; white-space: normal; vertical-align: bottom; }
-tbody tr:nth-child(even) { background: #f7f7fa; }
-.num { text-align: right; font-variant-numeric: tabular-nums; }
-figure { margin: 1.5rem 0; }
-figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
-figcaption { margin-top: .5rem; color: #444; font-size: .93rem; }
-li { margin: .3rem 0; }
-""".strip()
+# html False: raw HTML in the Markdown is shown as text, never passed through; xhtmlOut False: <img>, not <img />.
+PARSER = MarkdownIt("commonmark", {"html": False, "xhtmlOut": False}).enable("table")
 
 
-NUMERIC = ' class="num"'
-
-
-def _html_table(table: Table) -> str:
-    def row(cells, tag):
-        return "<tr>" + "".join(f"<{tag}{NUMERIC if numeric else ''}>{_inline(cell)}</{tag}>"
-                                for cell, numeric in zip(cells, table.numeric)) + "</tr>"
-
-    return (f"<table>\n<thead>{row(table.header, 'th')}</thead>\n<tbody>\n"
-            + "\n".join(row(cells, "td") for cells in table.rows) + "\n</tbody>\n</table>")
-
-
-def _html_figure(image: Image) -> str:
-    data = base64.b64encode(Path(image.path).read_bytes()).decode("ascii")
-    return (f'<figure>\n<img src="data:image/png;base64,{data}" alt="{html.escape(image.alt)}">\n'
-            f"<figcaption>{_inline(image.caption)}</figcaption>\n</figure>")
-
-
-def to_html(blocks: list) -> str:
-    """One page that opens from disk: inline CSS, every figure embedded as a data URI; titled by its first heading."""
-    body = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            body.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
-        elif isinstance(block, Paragraph):
-            body.append(f"<p>{_inline(block.text)}</p>")
-        elif isinstance(block, Bullets):
-            body.append("<ul>\n" + "\n".join(f"<li>{_inline(item)}</li>" for item in block.items) + "\n</ul>")
-        elif isinstance(block, Table):
-            body.append(_html_table(block))
-        elif isinstance(block, Image):
-            body.append(_html_figure(block))
-    title = next(b.text for b in blocks if isinstance(b, Heading)).replace("`", "")
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{html.escape(title, quote=False)}</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n<main>\n"
-            + "\n".join(body) + "\n</main>\n</body>\n</html>\n")
+def to_html(markdown: str, root: Path) -> str:
+    """One page that opens from disk: inline CSS, every image (a PNG under `root`, the folder of the
+    Markdown file) embedded as a data URI; titled by its first heading."""
+    tokens = PARSER.parse(markdown)
+    for token in tokens:
+        for child in token.children or ():
+            if child.type == "image":
+                png = Path(root) / unquote(child.attrGet("src"))
+                child.attrSet("src", "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii"))
+    heading = next(tokens[i + 1] for i, token in enumerate(tokens) if token.type == "heading_open")
+    title = "".join(child.content for child in heading.children if child.type in ("text", "code_inline"))
+    body = PARSER.renderer.render(tokens, PARSER.options, {})
+    return PAGE.get_template("page.html.j2").render(title=title, body=markupsafe.Markup(body))

@@ -69,9 +69,9 @@ def predictions(experiment: str) -> Path:
 
 
 # Written by the scripts in benchmarks/ (not pipeline stages), read by the report.
-BENCHMARK = Path("reports/benchmark.json")
-BENCHMARK_LEVERS = Path("reports/benchmark_levers.json")
-BENCHMARK_PIPELINE = Path("reports/benchmark_pipeline.json")
+BENCHMARK = Path("reports/benchmarks/cnn_speed.json")
+BENCHMARK_LEVERS = Path("reports/benchmarks/cnn_levers.json")
+BENCHMARK_PIPELINE = Path("reports/benchmarks/pipeline_time.json")
 
 REPORT_MD = Path("reports/report.md")
 REPORT_HTML = Path("reports/index.html")

@@ -1,0 +1,129 @@
+"""The speed page, reports/speed.md and reports/speed.html, from what the other scripts here measured.
+
+    .venv/bin/python benchmarks/speed_report.py
+
+Reads reports/benchmarks/cnn_speed.json, cnn_levers.json and pipeline_time.json (each written by
+the script of the same name) and draws reports/figures/time_to_accuracy.png. Rendered as the main
+report is (stages/document.py), from the template stages/templates/speed.md.j2; the same inputs
+give byte-identical output.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stages import cli, document, figures, files, paths  # noqa: E402
+from stages.cli import StageError  # noqa: E402
+from stages.document import Markdown, Table, code, md, percent  # noqa: E402
+
+SPEED_MD = Path("reports/speed.md")
+SPEED_HTML = Path("reports/speed.html")
+MADE_BY = {paths.BENCHMARK: "benchmarks/cnn_speed.py", paths.BENCHMARK_LEVERS: "benchmarks/cnn_levers.py",
+           paths.BENCHMARK_PIPELINE: "benchmarks/pipeline_time.py"}
+
+RUN_NAMES = {"original": Markdown("original settings (Adam 1e-4, batch 50, fixed images)"),
+             "default": Markdown("this project's `cnn_translated` settings")}
+
+
+def run_name(name: str) -> Markdown:
+    return RUN_NAMES.get(name) or md(name)
+
+
+def seconds_text(seconds: float | None) -> str:
+    return "not reached" if seconds is None else f"{seconds:,.0f} s"
+
+
+def speed_table(benchmark: dict) -> Table:
+    rows = tuple((run_name(name), f"{r['batch_size']}", "on" if r["onednn"] else "off",
+                  seconds_text(r["seconds_to_target"]),
+                  "—" if r["images_to_target"] is None else f"{r['images_to_target']:,}",
+                  f"{r['images_per_second']:,.0f}", f"{r['gflops']:.1f}", percent(r["share_of_peak"]))
+                 for name, r in benchmark["runs"].items())
+    return Table(("run", "batch", "oneDNN", f"seconds to {percent(benchmark['target_accuracy'])}", "images seen",
+                  "images / s", "GFLOP/s", "share of peak"), rows, (False, True, False, True, True, True, True, True))
+
+
+def speed_findings(benchmark: dict) -> list[Markdown]:
+    original, default = benchmark["runs"]["original"], benchmark["runs"]["default"]
+    target = percent(benchmark["target_accuracy"])
+    findings = []
+    if "speedup_to_target" in benchmark:
+        bound = "at least " if benchmark["speedup_is_lower_bound"] else ""
+        findings.append(Markdown(
+            f"This project's settings reach {target} on the test set {bound}{benchmark['speedup_to_target']:.1f}× "
+            f"sooner than the original settings ({seconds_text(default['seconds_to_target'])} of training against "
+            f"{'more than ' if bound else ''}{original['seconds_to_target'] or original['train_seconds']:,.0f} s)."))
+    for name, r in benchmark["runs"].items():
+        if r["seconds_to_target"] is None:
+            label = run_name(name)
+            findings.append(Markdown(f"{label[0].upper()}{label[1:]}: did not reach {target} within "
+                                     f"{r['train_seconds']:,.0f} s of training."))
+    findings.append(Markdown(
+        f"Per image, the default path trains {default['images_per_second'] / original['images_per_second']:.1f}× "
+        f"faster ({default['images_per_second']:,.0f} against {original['images_per_second']:,.0f} images/s): "
+        f"{percent(default['share_of_peak'])} of this machine's matrix-product peak "
+        f"({benchmark['matmul_peak_gflops']:.0f} GFLOP/s), against {percent(original['share_of_peak'])}."))
+    return findings
+
+
+def levers_table(levers: dict) -> Table:
+    rows = tuple((name, f"{r['images_per_second']:,.0f}", f"{r['vs_default']:.2f}×") if "error" not in r
+                 else (name, "failed", r["error"]) for name, r in levers["variants"].items())
+    return Table(("variant (one change from the first row)", "images / s", "vs first row"), rows, (False, True, True))
+
+
+def levers_findings(levers: dict) -> list[Markdown]:
+    """Sorts the variants by what they did to throughput, with a 5% band for noise."""
+    measured = {name: r["vs_default"] for name, r in list(levers["variants"].items())[1:] if "error" not in r}
+    groups = {"faster than the default": {n: v for n, v in measured.items() if v >= 1.05},
+              "within 5% of the default (no measurable gain)": {n: v for n, v in measured.items() if 0.95 < v < 1.05},
+              "slower than the default": {n: v for n, v in measured.items() if v <= 0.95}}
+    return [Markdown(f"{label.capitalize()}: " + ", ".join(f"{md(n)} ({v:.2f}×)" for n, v in group.items()) + ".")
+            for label, group in groups.items() if group]
+
+
+def pipeline_timing(pipeline: dict) -> dict:
+    """benchmarks/pipeline_time.py: every stage of `dvc repro --force`, run alone."""
+    stages = pipeline["stages"]
+    rows = tuple((Markdown(code(s["stage"]) + (" (timed again)" if s.get("retimed") else "")),
+                  f"{s['seconds']:,.1f} s", f"{s['peak_mb']:,} MB") for s in stages)
+    return {"complete": pipeline["complete"], "stages": len(stages), "cores": pipeline["cores"],
+            "minutes": pipeline["seconds"] / 60, "peak_mb": max(s["peak_mb"] for s in stages),
+            "retimed": any(s.get("retimed") for s in stages),
+            "table": Table(("stage", "time", "peak memory"), rows, (False, True, True))}
+
+
+def time_to_accuracy_figure(benchmark: dict) -> Path:
+    """Saves the figure; its path as the page links it."""
+    curves = {run_name(name).replace("`", ""): (np.array([c["train_seconds"] for c in r["curve"]]),
+                                                np.array([c["test_accuracy"] for c in r["curve"]]))
+              for name, r in benchmark["runs"].items()}
+    path = paths.figure("time_to_accuracy")
+    figures.save(figures.time_to_accuracy(curves, benchmark["target_accuracy"],
+                                          "The original CNN: test accuracy against training time"), path)
+    return path.relative_to(SPEED_MD.parent)
+
+
+def build(benchmark: dict, levers: dict, pipeline: dict) -> dict:
+    """The template's context."""
+    return {"benchmark": benchmark, "speed_table": speed_table(benchmark), "speed_findings": speed_findings(benchmark),
+            "figure": time_to_accuracy_figure(benchmark), "levers": levers, "levers_table": levers_table(levers),
+            "levers_findings": levers_findings(levers), "pipeline": pipeline_timing(pipeline)}
+
+
+def main() -> None:
+    missing = [path for path in MADE_BY if not path.exists()]
+    if missing:
+        raise StageError("missing inputs: " + ", ".join(f"{path} (run {MADE_BY[path]})" for path in missing))
+    markdown = document.render("speed.md.j2", **build(*(files.read_json(path) for path in MADE_BY)))
+    with files.atomic_path(SPEED_MD) as tmp:
+        tmp.write_text(markdown, encoding="utf-8")
+    with files.atomic_path(SPEED_HTML) as tmp:
+        tmp.write_text(document.to_html(markdown, SPEED_MD.parent), encoding="utf-8")
+    print(f"speed report: wrote {SPEED_MD} and {SPEED_HTML}")
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

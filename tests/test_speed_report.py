@@ -1,0 +1,133 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from stages import files, paths
+from stages.cli import StageError
+
+
+def load(name):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+speed_report = load("speed_report")
+
+
+def benchmark_run(batch, accuracies, seconds_per_check, onednn):
+    curve = [{"images": 100 * (i + 1), "train_seconds": seconds_per_check * (i + 1), "test_accuracy": a}
+             for i, a in enumerate(accuracies)]
+    reached = next((c for c in curve if c["test_accuracy"] >= 0.965), None)
+    return {"batch_size": batch, "onednn": onednn, "seconds_to_target": reached and reached["train_seconds"],
+            "images_to_target": reached and reached["images"], "train_seconds": curve[-1]["train_seconds"],
+            "eval_seconds": 1.0, "images_per_second": 100 / seconds_per_check, "gflops": 8.64 / seconds_per_check,
+            "share_of_peak": 0.0864 / seconds_per_check, "curve": curve}
+
+
+def benchmark(original=(0.5, 0.9, 0.96, 0.97), default=(0.8, 0.97)):
+    runs = {"original": benchmark_run(50, original, 10.0, False), "default": benchmark_run(512, default, 4.0, True)}
+    a, b = runs["original"], runs["default"]
+    return {"backend": "tensorflow", "cores": 2, "matmul_peak_gflops": 100.0, "cnn_training_mflop_per_image": 86.4,
+            "eval_images": 5000,
+            "target_accuracy": 0.965, "runs": runs,
+            "speedup_to_target": (a["seconds_to_target"] or a["train_seconds"]) / b["seconds_to_target"],
+            "speedup_is_lower_bound": a["seconds_to_target"] is None}
+
+
+def levers():
+    return {"steps": 5, "rounds": 3, "variants": {"default": {"images_per_second": 100.0, "vs_default": 1.0},
+                                                  "batch 1024": {"images_per_second": 120.0, "vs_default": 1.2},
+                                                  "XLA (jit_compile)": {"images_per_second": 101.0, "vs_default": 1.01},
+                                                  "mixed bfloat16": {"images_per_second": 60.0, "vs_default": 0.6},
+                                                  "JAX backend": {"error": "No module named 'jax'"}}}
+
+
+def pipeline(complete=True):
+    stages = [{"stage": "download", "seconds": 30.0, "peak_mb": 300}, {"stage": "train@lin", "seconds": 90.0,
+                                                                        "peak_mb": 2100}]
+    return {"cores": 2, "complete": complete, "stages": stages, "seconds": 120.0}
+
+
+def render(folder, monkeypatch, timings=None):
+    """The page in `folder` from the three measurements: (Markdown, HTML)."""
+    monkeypatch.chdir(folder)
+    files.write_json(paths.BENCHMARK, benchmark())
+    files.write_json(paths.BENCHMARK_LEVERS, levers())
+    files.write_json(paths.BENCHMARK_PIPELINE, timings or pipeline())
+    speed_report.main()
+    return speed_report.SPEED_MD.read_text(encoding="utf-8"), speed_report.SPEED_HTML.read_text(encoding="utf-8")
+
+
+def words(markdown):
+    """The text with every line break a space: the template wraps its prose where it likes."""
+    return " ".join(markdown.split())
+
+
+def test_speed_findings_come_from_the_benchmark_and_say_when_a_speedup_is_only_a_bound():
+    text = " ".join(speed_report.speed_findings(benchmark()))
+    assert "5.0× sooner" in text and "(8 s of training against 40 s)" in text
+    assert "2.5× faster (25 against 10 images/s)" in text
+    bounded = " ".join(speed_report.speed_findings(benchmark(original=(0.5, 0.9))))
+    assert "at least 2.5× sooner" in bounded and "more than 20 s" in bounded
+    assert "Original settings (Adam 1e-4, batch 50, fixed images): did not reach 96.50% within 20 s" in bounded
+
+
+def test_levers_findings_sort_the_variants_by_throughput_and_leave_out_the_failed():
+    assert speed_report.levers_findings(levers()) == [
+        "Faster than the default: batch 1024 (1.20×).",
+        "Within 5% of the default (no measurable gain): XLA (jit\\_compile) (1.01×).",
+        "Slower than the default: mixed bfloat16 (0.60×)."]
+    assert speed_report.levers_table(levers()).rows[-1] == ("JAX backend", "failed", "No module named 'jax'")
+
+
+def test_speed_table_says_which_kernels_each_run_used():
+    table = speed_report.speed_table(benchmark())
+    kernels = [row[table.header.index("oneDNN")] for row in table.rows]
+    assert kernels == ["off", "on"]
+    assert table.header[3] == "seconds to 96.50%" and [row[3] for row in table.rows] == ["40 s", "8 s"]
+
+
+def test_the_page_shows_every_measurement_and_embeds_its_figure(tmp_path, monkeypatch):
+    markdown, page = render(tmp_path, monkeypatch)
+    assert "on one machine (2 cores, Keras on tensorflow)" in words(markdown) and "86.4 MFLOP" in markdown
+    assert "| this project's `cnn_translated` settings | 512 | on | 8 s | 200 | 25 | 2.2 | 2.16% |" in markdown
+    assert "(5 timed steps" in words(markdown) and "| batch 1024 | 120 | 1.20× |" in markdown
+    assert markdown.count("![") == 1 and "](figures/time_to_accuracy.png)" in markdown
+    assert page.count('src="data:image/png;base64,') == 1 and "<title>Translated MNIST: speed</title>" in page
+    assert paths.figure("time_to_accuracy").read_bytes().startswith(b"\x89PNG")
+
+
+def test_pipeline_timing_sums_the_stages_and_says_when_the_run_stopped_early(tmp_path, monkeypatch):
+    markdown, _ = render(tmp_path, monkeypatch)
+    assert "The whole pipeline, one stage at a time" in words(markdown) and "2.0 minutes" in markdown
+    assert "2,100 MB" in markdown and "| `train@lin` | 90.0 s | 2,100 MB |" in markdown
+    assert "timed again" not in markdown
+    markdown, _ = render(tmp_path, monkeypatch, pipeline(complete=False))
+    assert "The first 2 stages of the pipeline, one stage at a time" in words(markdown)
+
+
+def test_pipeline_timing_marks_the_stages_timed_again_alone(tmp_path, monkeypatch):
+    timings = pipeline()
+    timings["stages"][1]["retimed"] = True
+    markdown, _ = render(tmp_path, monkeypatch, timings)
+    assert "MB. Stages marked “timed again” come from a later run of just those stages." in words(markdown)
+    assert "| `download` | 30.0 s |" in markdown and "| `train@lin` (timed again) | 90.0 s |" in markdown
+
+
+def test_the_same_measurements_give_the_same_bytes(tmp_path, monkeypatch):
+    first = render(tmp_path, monkeypatch) + (paths.figure("time_to_accuracy").read_bytes(),)
+    second = render(tmp_path, monkeypatch) + (paths.figure("time_to_accuracy").read_bytes(),)
+    assert first == second
+
+
+def test_missing_measurements_are_named_with_the_script_that_makes_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    files.write_json(paths.BENCHMARK, benchmark())
+    with pytest.raises(StageError) as error:
+        speed_report.main()
+    assert str(error.value) == ("missing inputs: reports/benchmarks/cnn_levers.json (run benchmarks/cnn_levers.py), "
+                                "reports/benchmarks/pipeline_time.json (run benchmarks/pipeline_time.py)")
