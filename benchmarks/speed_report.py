@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/speed_report.py
 
 Reads reports/benchmarks/cnn_speed.json, cnn_levers.json and pipeline_time.json (each written by
-the script of the same name) and draws reports/figures/time_to_accuracy.png. Rendered as the main
+the script of the same name) and draws reports/benchmarks/time_to_accuracy.png. The last stage of the
+benchmarks pipeline (benchmarks/dvc.yaml). Rendered as the main
 report is (stages/document.py), from the template stages/templates/speed.md.j2; the same inputs
 give byte-identical output.
 """
@@ -15,13 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stages import cli, document, figures, files, paths  # noqa: E402
-from stages.cli import StageError  # noqa: E402
 from stages.document import Markdown, Table, code, md, percent  # noqa: E402
-
-SPEED_MD = Path("reports/speed.md")
-SPEED_HTML = Path("reports/speed.html")
-MADE_BY = {paths.BENCHMARK: "benchmarks/cnn_speed.py", paths.BENCHMARK_LEVERS: "benchmarks/cnn_levers.py",
-           paths.BENCHMARK_PIPELINE: "benchmarks/pipeline_time.py"}
 
 RUN_NAMES = {"original": Markdown("original settings (Adam 1e-4, batch 50, fixed images)"),
              "default": Markdown("this project's `cnn_translated` settings")}
@@ -100,10 +95,10 @@ def time_to_accuracy_figure(benchmark: dict) -> Path:
     curves = {run_name(name).replace("`", ""): (np.array([c["train_seconds"] for c in r["curve"]]),
                                                 np.array([c["test_accuracy"] for c in r["curve"]]))
               for name, r in benchmark["runs"].items()}
-    path = paths.figure("time_to_accuracy")
+    path = paths.SPEED_FIGURE
     figures.save(figures.time_to_accuracy(curves, benchmark["target_accuracy"],
                                           "The original CNN: test accuracy against training time"), path)
-    return path.relative_to(SPEED_MD.parent)
+    return path.relative_to(paths.SPEED_MD.parent)
 
 
 def build(benchmark: dict, levers: dict, pipeline: dict) -> dict:
@@ -114,15 +109,13 @@ def build(benchmark: dict, levers: dict, pipeline: dict) -> dict:
 
 
 def main() -> None:
-    missing = [path for path in MADE_BY if not path.exists()]
-    if missing:
-        raise StageError("missing inputs: " + ", ".join(f"{path} (run {MADE_BY[path]})" for path in missing))
-    markdown = document.render("speed.md.j2", **build(*(files.read_json(path) for path in MADE_BY)))
-    with files.atomic_path(SPEED_MD) as tmp:
+    measured = (paths.BENCHMARK, paths.BENCHMARK_LEVERS, paths.BENCHMARK_PIPELINE)
+    markdown = document.render("speed.md.j2", **build(*(files.read_json(path) for path in measured)))
+    with files.atomic_path(paths.SPEED_MD) as tmp:
         tmp.write_text(markdown, encoding="utf-8")
-    with files.atomic_path(SPEED_HTML) as tmp:
-        tmp.write_text(document.to_html(markdown, SPEED_MD.parent), encoding="utf-8")
-    print(f"speed report: wrote {SPEED_MD} and {SPEED_HTML}")
+    with files.atomic_path(paths.SPEED_HTML) as tmp:
+        tmp.write_text(document.to_html(markdown, paths.SPEED_MD.parent), encoding="utf-8")
+    print(f"speed report: wrote {paths.SPEED_MD} and {paths.SPEED_HTML}")
 
 
 if __name__ == "__main__":

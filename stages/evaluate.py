@@ -9,6 +9,7 @@ error gallery) and reports/training/<experiment>/, a copy of the train stage's D
 small committed copies of what the costly, cached train stage wrote.
 """
 
+import json
 import sys
 import time
 
@@ -40,21 +41,10 @@ def predictions_csv(probabilities: np.ndarray, labels: np.ndarray) -> str:
     return "\n".join(rows) + "\n"
 
 
-def publish_log(run, log) -> None:
-    """Copy the train stage's DVCLive folder `run` to `log`, file by file, dropping stale files."""
-    sources = {path.relative_to(run) for path in run.rglob("*") if path.is_file()}
-    if not sources:
-        raise files.missing(run)
-    for relative in sorted(sources):
-        with files.atomic_path(log / relative) as tmp:
-            tmp.write_bytes((run / relative).read_bytes())
-    for stale in [path for path in log.rglob("*") if path.is_file() and path.relative_to(log) not in sources]:
-        stale.unlink()
-
-
 def main(experiment: str) -> None:
     exp = params.load().experiment(experiment)
     training = files.read_json(paths.training_run(exp.name) / "metrics.json", required=TRAINING_SUMMARY)
+    log = files.read_folder(paths.training_run(exp.name))
     data = datasets.load(exp.data, only=("x_test", "y_test"))
     labels = data["y_test"].astype(np.int64)
     from stages import models  # Keras: seconds to import, so params and data are checked first
@@ -72,10 +62,12 @@ def main(experiment: str) -> None:
         "params": training["params"],
         "test_seconds": round(seconds, 2),
     }
-    publish_log(paths.training_run(exp.name), paths.training_log(exp.name))
-    files.write_json(paths.metrics(exp.name), metrics)
-    with files.atomic_path(paths.predictions(exp.name)) as tmp:
-        tmp.write_text(predictions_csv(probabilities, labels))
+    published = paths.training_log(exp.name)
+    # All three replaced together: a failure half-way leaves them as they were.
+    files.write_all({paths.metrics(exp.name): (json.dumps(metrics, indent=2) + "\n").encode(),
+                     paths.predictions(exp.name): predictions_csv(probabilities, labels).encode(),
+                     **{published / name: content for name, content in log.items()}})
+    files.remove_others(published, keep=log)
     print(f"evaluate: {exp.name}: test accuracy {metrics['test_accuracy']:.2%}, loss {metrics['test_loss']:.4f}")
 
 

@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,27 +47,33 @@ def reading(path: Path, *expected: type[Exception]) -> Iterator[None]:
         raise corrupt(path, str(error) or type(error).__name__) from error
 
 
+def written(error: OSError, path) -> Exception:
+    """A write's failure: one line if the user can fix it (a full disk, no permission), else as it was."""
+    return cli.os_error(error, path) or error
+
+
 @contextmanager
 def atomic_paths(*targets: Path) -> Iterator[list[Path]]:
     """Temporary paths beside `targets`; all of them replace their targets only if the block succeeds."""
     tmps = []
     try:
         for path in map(Path, targets):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # The temporary name ends with the real one: Keras checks extensions like ".weights.h5".
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # The temporary name ends with the real one: Keras checks extensions like ".weights.h5".
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")
+            except OSError as error:
+                raise written(error, path) from error
             os.close(fd)
             tmps.append(Path(tmp))
-        yield tmps
+        try:
+            yield tmps
+        except OSError as error:
+            raise written(error, " and ".join(map(str, targets))) from error
         for tmp in tmps:
             os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are ordinary files
         for tmp, path in zip(tmps, targets):
             os.replace(tmp, path)  # renames cannot run out of space: the files are complete by now
-    except OSError as error:
-        known = cli.os_error(error, " and ".join(map(str, targets)))
-        if known is None:
-            raise
-        raise known from error
     finally:
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
@@ -78,6 +84,31 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside `path`; it becomes `path` only if the block succeeds."""
     with atomic_paths(path) as (tmp,):
         yield tmp
+
+
+def write_all(outputs: dict[Path, bytes | Callable[[Path], None]]) -> None:
+    """Several outputs replaced together: each given as its bytes, or as a function that writes a path."""
+    with atomic_paths(*outputs) as tmps:
+        for tmp, (path, content) in zip(tmps, outputs.items()):
+            try:
+                content(tmp) if callable(content) else tmp.write_bytes(content)
+            except OSError as error:
+                raise written(error, path) from error
+
+
+def read_folder(folder: Path) -> dict[Path, bytes]:
+    """Every file below `folder`, by its path relative to it."""
+    found = {path.relative_to(folder): path.read_bytes() for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+    if not found:
+        raise missing(folder)
+    return found
+
+
+def remove_others(folder: Path, keep: Iterable[Path]) -> None:
+    """Delete the files below `folder` that are not in `keep` (paths relative to it): stale outputs."""
+    keep = set(keep)
+    for path in [path for path in Path(folder).rglob("*") if path.is_file() and path.relative_to(folder) not in keep]:
+        path.unlink()
 
 
 def remove_tree(folder: Path, parent: Path) -> None:

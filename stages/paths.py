@@ -68,10 +68,14 @@ def predictions(experiment: str) -> Path:
     return inside(PREDICTIONS, f"{experiment}.csv")
 
 
-# Written by the scripts in benchmarks/ (not pipeline stages), read by the report.
-BENCHMARK = Path("reports/benchmarks/cnn_speed.json")
-BENCHMARK_LEVERS = Path("reports/benchmarks/cnn_levers.json")
-BENCHMARK_PIPELINE = Path("reports/benchmarks/pipeline_time.json")
+# The speed measurements: the benchmarks pipeline (benchmarks/dvc.yaml) writes them and their page.
+BENCHMARKS = Path("reports/benchmarks")
+BENCHMARK = BENCHMARKS / "cnn_speed.json"
+BENCHMARK_LEVERS = BENCHMARKS / "cnn_levers.json"
+BENCHMARK_PIPELINE = BENCHMARKS / "pipeline_time.json"
+SPEED_FIGURE = BENCHMARKS / "time_to_accuracy.png"
+SPEED_MD = Path("reports/speed.md")
+SPEED_HTML = Path("reports/speed.html")
 
 REPORT_MD = Path("reports/report.md")
 REPORT_HTML = Path("reports/index.html")
@@ -86,7 +90,7 @@ def figure(name: str) -> Path:
 # first part of the path below it (data/models/<experiment>.keras: train@<experiment>).
 MADE_BY = ((RAW, "download"), (DATASET_DIR, "translate"), (MODELS, "train@"), (TRAINING_RUNS, "train@"),
            (INVARIANCE, "invariance@"), (METRICS, "evaluate@"), (PREDICTIONS, "evaluate@"),
-           (TRAINING_LOGS, "evaluate@"), (Path("reports"), "report"))
+           (TRAINING_LOGS, "evaluate@"), (BENCHMARKS, "benchmarks/dvc.yaml"), (Path("reports"), "report"))
 
 
 def made_by(path: Path) -> str | None:

@@ -15,8 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from stages import cli, datasets, document, figures, files, params, paths
-from stages.cli import StageError
+from stages import cli, datasets, document, figures, files, models, params, paths
 from stages.document import Markdown, Table, code, percent
 from stages.params import MODELS, Experiment
 
@@ -254,17 +253,9 @@ def mistakes(actual: np.ndarray, predicted: np.ndarray) -> dict:
 
 # --- reading the other stages' outputs ---
 
-def required_inputs(p: params.Params) -> list[Path]:
-    needed = [paths.dataset("centred"), paths.dataset("translated")]
-    for name in p.experiments:
-        needed += [paths.metrics(name), paths.predictions(name), paths.model(name), paths.training_log(name)]
-    return needed + [paths.invariance(name) for name in p.invariance.experiments]
-
-
 def load_test_set(name: str) -> dict[str, np.ndarray]:
     """Only the test split: the training images are not shown and would cost most of the memory."""
-    with np.load(paths.dataset(name)) as npz:
-        return {key: npz[key] for key in ("x_test", "y_test", "offsets_test", "max_offset")}
+    return datasets.load(name, only=("x_test", "y_test", "offsets_test", "max_offset"))
 
 
 def read_curves(folder: Path) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -274,27 +265,30 @@ def read_curves(folder: Path) -> dict[str, dict[str, tuple[np.ndarray, np.ndarra
         for split in ("train", "val"):
             tsv = folder / "plots" / "metrics" / split / f"{metric}.tsv"
             if tsv.exists():
-                with open(tsv, encoding="utf-8") as f:
-                    columns = f.readline().strip().split("\t")
-                table = np.loadtxt(tsv, delimiter="\t", skiprows=1, ndmin=2)
-                if len(table) and {"step", metric} <= set(columns):
-                    epochs = table[:, columns.index("step")] + 1  # DVCLive counts steps from 0
-                    curves.setdefault(metric, {})[split] = (epochs, table[:, columns.index(metric)])
+                with files.reading(tsv, ValueError, UnicodeDecodeError):
+                    with open(tsv, encoding="utf-8") as f:
+                        columns = f.readline().strip().split("\t")
+                    table = np.loadtxt(tsv, delimiter="\t", skiprows=1, ndmin=2)
+                    if {"step", metric} - set(columns):
+                        raise ValueError(f"columns {columns}, expected step and {metric}")
+                epochs = table[:, columns.index("step")] + 1  # DVCLive counts steps from 0
+                curves.setdefault(metric, {})[split] = (epochs, table[:, columns.index(metric)])
     if not curves:
-        raise StageError(f"{folder}: no training curves under plots/metrics/{{train,val}}/{{loss,accuracy}}.tsv")
+        raise files.missing(folder / "plots" / "metrics")
     return curves
 
 
 def read_predictions(path: Path, labels: np.ndarray) -> dict[str, np.ndarray]:
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().strip()
-    if header != "index,actual,predicted,confidence":
-        raise StageError(f"{path}: header is '{header}', expected 'index,actual,predicted,confidence'")
-    table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    actual = table[:, 1].astype(np.int64)
-    if len(actual) != len(labels) or not np.array_equal(actual, labels):
-        raise StageError(f"{path}: does not match the test set's labels; run the evaluate stage again")
-    return {"actual": actual, "predicted": table[:, 2].astype(np.int64), "confidence": table[:, 3]}
+    with files.reading(path, ValueError, IndexError, UnicodeDecodeError):
+        with open(path, encoding="utf-8") as f:
+            header = f.readline().strip()
+        if header != "index,actual,predicted,confidence":
+            raise ValueError(f"header '{header}', expected 'index,actual,predicted,confidence'")
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+        actual, predicted, confidence = table[:, 1].astype(np.int64), table[:, 2].astype(np.int64), table[:, 3]
+        if len(actual) != len(labels) or not np.array_equal(actual, labels):
+            raise ValueError("its labels are not the test set's")
+    return {"actual": actual, "predicted": predicted, "confidence": confidence}
 
 
 def conv_outputs(model: keras.Model, images: np.ndarray) -> np.ndarray:
@@ -325,7 +319,7 @@ def examples_section(test: dict[str, np.ndarray], digit_size: int, translated: b
 
 
 def experiment_section(exp: Experiment, metrics: dict, test: dict[str, np.ndarray]) -> dict:
-    model = keras.saving.load_model(paths.model(exp.name), compile=False)
+    model = models.load(paths.model(exp.name))
     has_conv = any(layer.name == "conv" for layer in model.layers)
     return {"exp": exp, "metrics": metrics, "model_name": MODEL_NAMES[exp.model], "data_label": _data_label(exp),
             "optimizer": OPTIMIZER_NAMES[exp.optimizer], "parameters": parameters_sentence(exp.name, model),
@@ -391,9 +385,6 @@ def invariance_section(experiments: dict[str, Experiment], results: dict[str, di
 
 def build(p: params.Params) -> dict:
     """The template's context: every number, table, figure and finding of the report."""
-    missing = [path for path in required_inputs(p) if not path.exists()]
-    if missing:
-        raise StageError("missing inputs (run `dvc repro` to make them): " + ", ".join(map(str, missing)))
     metrics = {name: files.read_json(paths.metrics(name)) for name in p.experiments}
     tests = {name: load_test_set(name) for name in ("centred", "translated")}
     digit_size = tests["centred"]["x_test"].shape[1]

@@ -5,15 +5,17 @@
 Each epoch is checkpointed under data/checkpoints/<experiment>/, so a killed run that is
 started again continues from its last finished epoch, to the same weights. The training
 log (DVCLive: per-epoch loss and accuracy, and a summary) goes to data/training/<experiment>/
-once training has succeeded; the evaluate stage publishes it under reports/training/.
+with the model, once training has succeeded; the evaluate stage publishes it under reports/training/.
 A run that diverges or ends no better than guessing fails and saves nothing.
 """
 
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
-from stages import cli, datasets, params, paths
+from stages import cli, datasets, files, params, paths
 from stages.cli import StageError
 
 # A model that does not beat always answering the commonest digit by this much has learned nothing.
@@ -33,17 +35,19 @@ def check_learned(exp: params.Experiment, state: dict, y_val: np.ndarray) -> Non
                          f"than always answering the commonest digit ({chance:.2%}); {keep}, or train longer")
 
 
-def write_log(folder, state: dict, summary: dict) -> None:
-    """DVCLive's files for the whole run, written at the end from the run's state: a failed or
-    interrupted run leaves the last good log as it was (DVCLive clears its folder when opened)."""
+def training_log(state: dict, summary: dict) -> dict[Path, bytes]:
+    """DVCLive's files for the whole run, made at the end from the run's state in a scratch folder: a
+    failed or interrupted run leaves the last good log as it was (DVCLive clears its folder when opened)."""
     from dvclive import Live
 
-    with Live(dir=str(folder), save_dvc_exp=False, dvcyaml=False) as live:
-        for record in state["history"]:
-            for metric, value in record.items():
-                live.log_metric(metric, value)
-            live.next_step()
-        live.summary |= summary
+    with tempfile.TemporaryDirectory(prefix="dvclive-") as scratch:
+        with Live(dir=scratch, save_dvc_exp=False, dvcyaml=False) as live:
+            for record in state["history"]:
+                for metric, value in record.items():
+                    live.log_metric(metric, value)
+                live.next_step()
+            live.summary |= summary
+        return files.read_folder(Path(scratch))
 
 
 def main(experiment: str) -> None:
@@ -61,8 +65,11 @@ def main(experiment: str) -> None:
         raise
     summary = {"epochs": state["epoch"], "steps": state["steps"], "seconds": round(state["seconds"], 2),
                "stopped_by": state["stopped_by"], "best_epoch": state["best_epoch"], "params": model.count_params()}
-    training.save_model(model, paths.model(exp.name))
-    write_log(paths.training_run(exp.name), state, summary)
+    log, run = training_log(state, summary), paths.training_run(exp.name)
+    # The model and its log, replaced together: a failure half-way leaves both as they were.
+    files.write_all({paths.model(exp.name): lambda path: training.save_model(model, path),
+                     **{run / name: content for name, content in log.items()}})
+    files.remove_others(run, keep=log)
     checkpoints.clear()
     print(f"train: {exp.name}: {summary['epochs']} epochs, {summary['steps']} steps, {summary['seconds']:.1f} s, "
           f"stopped by {summary['stopped_by']}; saved {paths.model(exp.name)}")

@@ -271,17 +271,16 @@ def save_model(model: keras.Model, path: Path) -> None:
     """`model.save` without what Keras stamps in that differs between identical runs (the save
     date, file times, memory addresses as object ids), so that a rerun which trains the same
     weights writes the same bytes and DVC has nothing downstream to redo."""
-    with files.atomic_path(path) as tmp:
-        model.save(tmp)
-        with zipfile.ZipFile(tmp) as saved:
-            entries = [(info, saved.read(info)) for info in saved.infolist()]
-        with zipfile.ZipFile(tmp, "w") as out:
-            for info, content in entries:
-                if info.filename == "metadata.json":
-                    content = json.dumps(json.loads(content) | {"date_saved": None}).encode()
-                elif info.filename == "config.json":
-                    content = json.dumps(renumber_shared_objects(json.loads(content))).encode()
-                out.writestr(zipfile.ZipInfo(info.filename), content, compress_type=info.compress_type)
+    model.save(path)
+    with zipfile.ZipFile(path) as saved:
+        entries = [(info, saved.read(info)) for info in saved.infolist()]
+    with zipfile.ZipFile(path, "w") as out:
+        for info, content in entries:
+            if info.filename == "metadata.json":
+                content = json.dumps(json.loads(content) | {"date_saved": None}).encode()
+            elif info.filename == "config.json":
+                content = json.dumps(renumber_shared_objects(json.loads(content))).encode()
+            out.writestr(zipfile.ZipInfo(info.filename), content, compress_type=info.compress_type)
 
 
 def renumber_shared_objects(config, ids: dict | None = None):

@@ -73,12 +73,16 @@ SMALL_EXPERIMENTS = ("linear_mnist", "mlp_translated", "cnn_centre", "cnn_gap_tr
 SMALL_GRIDS = ["mlp_translated", "cnn_centre"]
 
 
+def user_env(**changes) -> dict[str, str]:
+    """The environment a user of the project has: this venv's tools first on PATH, git configured."""
+    return os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                         "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+                         "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"} | changes
+
+
 def sh(*args, cwd, check=True, env=None) -> subprocess.CompletedProcess:
-    """Run a command as a user would, with this venv's tools first on PATH."""
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-                        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"} | (env or {})
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    """Run a command as a user would (see `user_env`)."""
+    result = subprocess.run(args, cwd=cwd, env=user_env(**(env or {})), capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -99,7 +103,7 @@ def copy_repo(dest: Path) -> None:
     """The files git would commit here (tracked or not ignored), without results or lock."""
     listed = sh("git", "ls-files", "--cached", "--others", "--exclude-standard", cwd=REPO).stdout.split("\n")
     for name in filter(None, listed):
-        if name == "dvc.lock" or (name.startswith(("reports/", "data/")) and not name.startswith("reports/benchmark")) or not (REPO / name).exists():  # TODO merge
+        if name == "dvc.lock" or name.startswith(("reports/", "data/")) or not (REPO / name).exists():
             continue
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, dest / name)

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import sh
+from tests.conftest import sh, user_env
 
 pytestmark = pytest.mark.faults
 
@@ -336,10 +336,11 @@ FILLER = ".filler"
 
 
 @contextmanager
-def full_disk(folder: Path, free: int = 0, read_only: bool = False):
-    """`folder`, its files kept, on a tmpfs of its own with only `free` bytes left (or read-only)."""
-    saved = folder.with_name(folder.name + ".saved")
+def full_disk(root: Path, relative: str, free: int = 0, read_only: bool = False):
+    """root/relative, its files kept, on a tmpfs of its own with only `free` bytes left (or read-only)."""
+    folder, saved = root / relative, root / ".saved" / relative
     folder.mkdir(parents=True, exist_ok=True)
+    saved.parent.mkdir(parents=True, exist_ok=True)
     folder.rename(saved)
     folder.mkdir()
     try:
@@ -347,17 +348,9 @@ def full_disk(folder: Path, free: int = 0, read_only: bool = False):
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
         try:
             shutil.copytree(saved, folder, dirs_exist_ok=True)
-            with open(folder / FILLER, "wb") as f:  # fill to the last block
-                for chunk in (1 << 20, 4096, 1):
-                    try:
-                        while True:
-                            f.write(b"\0" * chunk)
-                            f.flush()
-                    except OSError:
-                        f.seek(f.tell() - f.tell() % chunk)
-                        f.truncate()
-            if free:
-                os.truncate(folder / FILLER, max(0, (folder / FILLER).stat().st_size - free))
+            with open(folder / FILLER, "wb") as f:
+                disk = os.statvfs(folder)
+                os.posix_fallocate(f.fileno(), 0, max(1, disk.f_bavail * disk.f_frsize - free))
             if read_only:
                 subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
             yield
@@ -379,7 +372,7 @@ def without_checkpoints(snapshot: dict[str, str]) -> dict[str, str]:
 
 
 DISK_FULL = [
-    ("translate", ("translate",), "data/translated", 0, "data/translated/centred.npz and data/translated/translated.npz"),
+    ("translate", ("translate",), "data/translated", 0, "data/translated/centred.npz"),
     ("train: checkpoint", ("train", "linear_mnist"), "data/checkpoints", 0, "data/checkpoints/linear_mnist/epoch-0001.npz"),
     ("train: model", ("train", "linear_mnist"), "data/models", 0, "data/models/linear_mnist.keras"),
     ("train: training log", ("train", "linear_mnist"), "data/training", 0, "data/training/linear_mnist"),
@@ -395,7 +388,7 @@ DISK_FULL = [
 @pytest.mark.parametrize("command, folder, free, names", [c[1:] for c in DISK_FULL], ids=[c[0] for c in DISK_FULL])
 def test_a_full_disk_is_one_line_and_overwrites_nothing(project, command, folder, free, names):
     before = without_checkpoints(outputs(project))
-    with full_disk(project / folder, free):
+    with full_disk(project, folder, free):
         fails_clearly(run_stage(project, *command), "no space left on the device for " + names, "free some space")
         assert without_checkpoints(outputs(project)) == before and not leftovers(project)
     shutil.rmtree(project / "data/checkpoints", ignore_errors=True)
@@ -405,7 +398,7 @@ def test_a_full_disk_is_one_line_and_overwrites_nothing(project, command, folder
 def test_translate_replaces_both_datasets_or_neither(project):
     before = outputs(project)
     centred = (project / "data/translated/centred.npz").stat().st_size
-    with full_disk(project / "data/translated", free=centred + (64 << 10)):  # room for one file, not two
+    with full_disk(project, "data/translated", free=centred + (64 << 10)):  # room for one file, not two
         fails_clearly(run_stage(project, "translate"), "no space left on the device")
         assert without_checkpoints(outputs(project)) == without_checkpoints(before) and not leftovers(project)
 
@@ -413,19 +406,21 @@ def test_translate_replaces_both_datasets_or_neither(project):
 @pytest.mark.skipif(NO_MOUNT is not None, reason=f"no read-only folder to test on: {NO_MOUNT}")
 def test_a_read_only_output_folder_is_one_line(project):
     before = outputs(project)
-    with full_disk(project / "reports/figures", free=1 << 20, read_only=True):
+    with full_disk(project, "reports/figures", free=1 << 20, read_only=True):
         fails_clearly(run_stage(project, "report"), "no permission to write reports/figures/", "Read-only file system")
     assert outputs(project) == before
 
 
 def test_too_little_memory_is_one_line(project):
+    """translate, with 20 MB more address space than its imports took: placing digits on a large canvas fails."""
+    capped = ("import re, resource, runpy; from stages import canvas, cli, files, params, paths; "
+              "used = int(re.search(r'VmSize:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) * 1024; "
+              "resource.setrlimit(resource.RLIMIT_AS, (used + (20 << 20),) * 2); "
+              "runpy.run_module('stages.translate', run_name='__main__', alter_sys=True)")
     before = outputs(project)
-
-    def at_most_256_mb():
-        resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))
-
     with changed_params(project, setter("translate", "canvas", value=200)):
-        fails_clearly(run_stage(project, "translate", preexec_fn=at_most_256_mb), "not enough memory")
+        result = subprocess.run([sys.executable, "-c", capped], cwd=project, capture_output=True, text=True)
+        fails_clearly(result, "error: translate: not enough memory")
     assert outputs(project) == before
 
 
@@ -470,13 +465,16 @@ def test_training_stopped_mid_run_resumes_to_the_same_bytes(project, sig):
     assert summary["steps"] == 80 and summary["epochs"] == 4  # only the time it took may differ
 
 
-def test_two_repros_at_once_the_second_stops_with_dvcs_lock_message(project_copy):
-    with changed_params(project_copy, setter("experiments", "linear_mnist", "learning_rate", value=0.003)):
-        first = subprocess.Popen([str(Path(sys.executable).parent / "dvc"), "repro"], cwd=project_copy,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(3)  # well into its first stage
+def test_two_repros_at_once_the_second_stops_at_dvcs_lock(project_copy):
+    dvc = str(Path(sys.executable).parent / "dvc")
+    with changed_params(project_copy, setter("experiments", "cnn_gap_translated", "learning_rate", value=0.003)):
+        first = subprocess.Popen([dvc, "repro"], cwd=project_copy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, env=user_env())
+        for line in first.stdout:  # wait until it trains, reading the data a second repro would check
+            if line.startswith("Running stage 'train@"):
+                break
         second = sh("dvc", "repro", cwd=project_copy, check=False)
-        out, _ = first.communicate()
-    assert second.returncode != 0 and "Unable to acquire lock" in second.stderr, second.stderr
-    assert first.returncode == 0, out
-
+        out = line + first.communicate()[0]
+        assert first.returncode == 0, out
+        assert second.returncode != 0 and "is busy, it is being blocked by" in second.stderr, second.stderr
+        assert "Data and pipelines are up to date" in sh("dvc", "repro", cwd=project_copy).stdout

@@ -59,7 +59,7 @@ def render(folder, monkeypatch, timings=None):
     files.write_json(paths.BENCHMARK_LEVERS, levers())
     files.write_json(paths.BENCHMARK_PIPELINE, timings or pipeline())
     speed_report.main()
-    return speed_report.SPEED_MD.read_text(encoding="utf-8"), speed_report.SPEED_HTML.read_text(encoding="utf-8")
+    return paths.SPEED_MD.read_text(encoding="utf-8"), paths.SPEED_HTML.read_text(encoding="utf-8")
 
 
 def words(markdown):
@@ -96,9 +96,9 @@ def test_the_page_shows_every_measurement_and_embeds_its_figure(tmp_path, monkey
     assert "on one machine (2 cores, Keras on tensorflow)" in words(markdown) and "86.4 MFLOP" in markdown
     assert "| this project's `cnn_translated` settings | 512 | on | 8 s | 200 | 25 | 2.2 | 2.16% |" in markdown
     assert "(5 timed steps" in words(markdown) and "| batch 1024 | 120 | 1.20× |" in markdown
-    assert markdown.count("![") == 1 and "](figures/time_to_accuracy.png)" in markdown
+    assert markdown.count("![") == 1 and "](benchmarks/time_to_accuracy.png)" in markdown
     assert page.count('src="data:image/png;base64,') == 1 and "<title>Translated MNIST: speed</title>" in page
-    assert paths.figure("time_to_accuracy").read_bytes().startswith(b"\x89PNG")
+    assert paths.SPEED_FIGURE.read_bytes().startswith(b"\x89PNG")
 
 
 def test_pipeline_timing_sums_the_stages_and_says_when_the_run_stopped_early(tmp_path, monkeypatch):
@@ -119,15 +119,16 @@ def test_pipeline_timing_marks_the_stages_timed_again_alone(tmp_path, monkeypatc
 
 
 def test_the_same_measurements_give_the_same_bytes(tmp_path, monkeypatch):
-    first = render(tmp_path, monkeypatch) + (paths.figure("time_to_accuracy").read_bytes(),)
-    second = render(tmp_path, monkeypatch) + (paths.figure("time_to_accuracy").read_bytes(),)
+    first = render(tmp_path, monkeypatch) + (paths.SPEED_FIGURE.read_bytes(),)
+    second = render(tmp_path, monkeypatch) + (paths.SPEED_FIGURE.read_bytes(),)
     assert first == second
 
 
-def test_missing_measurements_are_named_with_the_script_that_makes_them(tmp_path, monkeypatch):
+def test_missing_measurements_name_the_file_and_the_pipeline_that_makes_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     files.write_json(paths.BENCHMARK, benchmark())
     with pytest.raises(StageError) as error:
         speed_report.main()
-    assert str(error.value) == ("missing inputs: reports/benchmarks/cnn_levers.json (run benchmarks/cnn_levers.py), "
-                                "reports/benchmarks/pipeline_time.json (run benchmarks/pipeline_time.py)")
+    assert str(error.value) == ("reports/benchmarks/cnn_levers.json is missing: run `dvc repro benchmarks/dvc.yaml` "
+                                "to make it again, or `git checkout -- reports/benchmarks/cnn_levers.json` to restore "
+                                "the committed one")
