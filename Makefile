@@ -6,15 +6,20 @@ BIN := $(VENV)/bin
 # dvc runs each stage's `python` from PATH: put the venv's first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test install clean
+.PHONY: repro test benchmarks install clean
 
 repro: $(VENV)/.installed
 	$(BIN)/dvc repro
 
-# The model and training code is backend-neutral Keras 3: its tests run again on JAX.
+# The speed measurements (benchmarks/dvc.yaml): as long as a whole pipeline run, and more.
+benchmarks: $(VENV)/.installed
+	$(BIN)/dvc repro benchmarks/dvc.yaml
+
+# One test process per core (pytest-xdist). The model and training code is backend-neutral
+# Keras 3: its tests run again on JAX.
 test: $(VENV)/.installed $(VENV)/.jax
-	$(BIN)/python -m pytest
-	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_models.py tests/test_train.py
+	$(BIN)/python -m pytest -n auto
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -n auto tests/test_models.py tests/test_training.py
 
 install: $(VENV)/.installed
 

@@ -82,7 +82,7 @@ REPORT_HTML = Path("reports/index.html")
 FIGURES = Path("reports/figures")
 
 
-def figure(name: str) -> Path:
+def figure_png(name: str) -> Path:
     return inside(FIGURES, f"{name}.png")
 
 

@@ -300,9 +300,9 @@ def conv_outputs(model: keras.Model, images: np.ndarray) -> np.ndarray:
 
 # --- the figures, and what the template says about them ---
 
-def figure(name: str, fig) -> Path:
+def save_figure(name: str, fig) -> Path:
     """Saves the figure; its path as the report links it."""
-    path = paths.figure(name)
+    path = paths.figure_png(name)
     figures.save(fig, path)
     return path.relative_to(paths.REPORT_MD.parent)
 
@@ -314,7 +314,7 @@ def examples_section(test: dict[str, np.ndarray], digit_size: int, translated: b
         fig = figures.examples(x, y, f"Translated examples ({h}×{w} canvas)", test["offsets_test"], digit_size)
     else:
         fig = figures.examples(x, y, f"MNIST examples ({h}×{w})")
-    return {"figure": figure("examples_translated" if translated else "examples_mnist", fig), "height": h, "width": w,
+    return {"figure": save_figure("examples_translated" if translated else "examples_mnist", fig), "height": h, "width": w,
             "max_offset": int(test["max_offset"])}
 
 
@@ -331,7 +331,7 @@ def experiment_section(exp: Experiment, metrics: dict, test: dict[str, np.ndarra
 
 def weights_figure(name: str, model: keras.Model) -> Path:
     kernel = keras.ops.convert_to_numpy(model.get_layer("weights").kernel)
-    return figure(f"weights_{name}", figures.weight_maps(kernel, model.input_shape[1:3], f"Weight maps of {name}"))
+    return save_figure(f"weights_{name}", figures.weight_maps(kernel, model.input_shape[1:3], f"Weight maps of {name}"))
 
 
 def conv_figures(name: str, model: keras.Model, test: dict[str, np.ndarray]) -> dict:
@@ -341,9 +341,9 @@ def conv_figures(name: str, model: keras.Model, test: dict[str, np.ndarray]) -> 
     x, label = test["x_test"], a_digit(int(test["y_test"][TEST_DIGIT]))
     maps = conv_outputs(model, x[TEST_DIGIT:TEST_DIGIT + 1])[0]
     return {
-        "kernels": figure(f"cnn_kernels_{name}",
+        "kernels": save_figure(f"cnn_kernels_{name}",
                           figures.conv_kernels(kernel, f"The {n} learned {kh}×{kw} kernels of {name}'s conv layer")),
-        "feature_maps": figure(f"cnn_feature_maps_{name}",
+        "feature_maps": save_figure(f"cnn_feature_maps_{name}",
                                figures.feature_maps(x[TEST_DIGIT], maps,
                                                     f"Feature maps of {name}'s conv layer for one test digit",
                                                     f"test image {TEST_DIGIT} ({label})")),
@@ -359,9 +359,9 @@ def outcome_figures(name: str, test: dict[str, np.ndarray]) -> dict:
     actual, predicted, confidence = p["actual"], p["predicted"], p["confidence"]
     picked = figures.most_confident_errors(actual, predicted, confidence, ERRORS_SHOWN)
     return {
-        "curves": figure(f"curves_{name}", figures.training_curves(curves, f"Training curves of {name}")),
-        "confusion": figure(f"confusion_{name}", figures.confusion(actual, predicted, f"Confusion matrix of {name}")),
-        "errors": figure(f"errors_{name}",
+        "curves": save_figure(f"curves_{name}", figures.training_curves(curves, f"Training curves of {name}")),
+        "confusion": save_figure(f"confusion_{name}", figures.confusion(actual, predicted, f"Confusion matrix of {name}")),
+        "errors": save_figure(f"errors_{name}",
                          figures.confident_errors(test["x_test"], actual, predicted, confidence,
                                                   f"The most confidently wrong test images of {name}", ERRORS_SHOWN)),
         "mistakes": mistakes(actual, predicted),
@@ -375,8 +375,8 @@ def invariance_section(experiments: dict[str, Experiment], results: dict[str, di
     grids = invariance_grids(experiments, results)
     return {
         "test_digits": first["test_digits"], "offsets": len(first["grid"]), "canvas": first["canvas"],
-        "maps": figure("invariance_maps", figures.invariance_maps(grids, "Test accuracy by the digit's offset")),
-        "distance": figure("invariance_distance",
+        "maps": save_figure("invariance_maps", figures.invariance_maps(grids, "Test accuracy by the digit's offset")),
+        "distance": save_figure("invariance_distance",
                            figures.accuracy_by_distance(grids, "Accuracy against distance from the centre")),
         "table": invariance_table(experiments, results),
         "findings": invariance_findings(experiments, results),

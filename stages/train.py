@@ -25,14 +25,17 @@ ABOVE_CHANCE = 0.01
 def check_learned(exp: params.Experiment, state: dict, y_val: np.ndarray) -> None:
     """Refuse a run that diverged or whose validation accuracy ended at chance."""
     tried = f"after {state['steps']:,} steps with learning_rate {exp.learning_rate:g}"
-    keep = "the previous model (if any) is kept; try a smaller learning_rate"
+    # Under `dvc repro`, DVC moved the last model aside before the stage ran; its cache keeps it.
+    kept = f"nothing was saved (`dvc checkout train@{exp.name}` restores the last committed model)"
     if state["stopped_by"] == "diverged":
-        raise StageError(f"{exp.name}: training diverged (the loss became not finite or exploded) {tried}; {keep}")
+        raise StageError(f"training diverged (the loss became not finite or exploded) {tried}: {kept}; "
+                         "try a smaller learning_rate")
     chance = np.bincount(y_val).max() / len(y_val)
     accuracy = state["history"][-1]["val/accuracy"] if state["history"] else 0.0
     if accuracy < chance + ABOVE_CHANCE:
-        raise StageError(f"{exp.name}: training learned nothing: validation accuracy {accuracy:.2%} {tried}, no better "
-                         f"than always answering the commonest digit ({chance:.2%}); {keep}, or train longer")
+        raise StageError(f"training learned nothing: validation accuracy {accuracy:.2%} {tried}, no better than "
+                         f"always answering the commonest digit ({chance:.2%}): {kept}; try another learning_rate "
+                         "or train longer")
 
 
 def training_log(state: dict, summary: dict) -> dict[Path, bytes]:

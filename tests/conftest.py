@@ -131,9 +131,17 @@ def make_project(root: Path) -> str:
 
 @pytest.fixture(scope="session")
 def small_project(tmp_path_factory) -> tuple[Path, str]:
-    """One small project for the whole session, after `dvc repro`: copy it before changing it."""
-    root = tmp_path_factory.mktemp("small-project")
-    return root, make_project(root)
+    """One small project for the whole test run, after `dvc repro`: copy it before changing it.
+    Built once even when pytest-xdist runs tests in several processes: the first to get here builds it."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker of this run
+    root, printed = shared / "small-project", shared / "small-project.repro.txt"
+    with FileLock(shared / "small-project.lock"):
+        if not printed.exists():
+            root.mkdir()
+            printed.write_text(make_project(root))
+    return root, printed.read_text()
 
 
 @pytest.fixture

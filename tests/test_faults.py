@@ -427,13 +427,14 @@ def test_too_little_memory_is_one_line(project):
 # --- training that fails, is killed or interrupted ------------------------------------------
 
 @pytest.mark.parametrize("changes, expected", [
-    ({"learning_rate": 1e6}, "mlp_translated: training diverged (the loss became not finite or exploded)"),
-    ({"learning_rate": 1e-9}, "mlp_translated: training learned nothing: validation accuracy"),
+    ({"learning_rate": 1e6}, "train@mlp_translated: training diverged (the loss became not finite or exploded)"),
+    ({"learning_rate": 1e-9}, "train@mlp_translated: training learned nothing: validation accuracy"),
 ], ids=["diverging", "learning nothing"])
 def test_a_failed_training_run_keeps_the_last_model_and_log(project, changes, expected):
     before = outputs(project)
     with changed_params(project, lambda raw: raw["experiments"]["mlp_translated"].update(changes)):
-        fails_clearly(run_stage(project, "train", "mlp_translated"), expected, "the previous model")
+        fails_clearly(run_stage(project, "train", "mlp_translated"), expected,
+                      "nothing was saved (`dvc checkout train@mlp_translated` restores the last committed model)")
     assert outputs(project) == before and not (project / "data/checkpoints/mlp_translated").exists()
 
 

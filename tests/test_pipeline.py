@@ -93,7 +93,7 @@ def with_merged_defaults(raw: dict) -> str:
 
 
 def changed_stages(root) -> set[str]:
-    status = sh("dvc", "status", cwd=root).stdout
+    status = sh("dvc", "status", "dvc.yaml", cwd=root).stdout  # the main pipeline, not the benchmarks
     return {line.rstrip(":") for line in status.splitlines() if line.endswith(":") and not line.startswith("\t")}
 
 

@@ -159,7 +159,7 @@ def test_the_comment_shows_the_figures_the_report_stage_writes(run):
     linked = {Path(link) for link in re.findall(r"!\[[^\]]*\]\(\./([^)]+)\)", comment)}
     experiments = committed_experiments()
     assert experiments
-    assert linked == {paths.figure(f"{kind}_{name}") for name in experiments for kind in ("curves", "confusion")}
+    assert linked == {paths.figure_png(f"{kind}_{name}") for name in experiments for kind in ("curves", "confusion")}
     assert all((ROOT / figure).is_file() for figure in linked)  # the committed report has each
 
 
