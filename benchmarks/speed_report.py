@@ -111,10 +111,7 @@ def build(benchmark: dict, levers: dict, pipeline: dict) -> dict:
 def main() -> None:
     measured = (paths.BENCHMARK, paths.BENCHMARK_LEVERS, paths.BENCHMARK_PIPELINE)
     markdown = document.render("speed.md.j2", **build(*(files.read_json(path) for path in measured)))
-    with files.atomic_path(paths.SPEED_MD) as tmp:
-        tmp.write_text(markdown, encoding="utf-8")
-    with files.atomic_path(paths.SPEED_HTML) as tmp:
-        tmp.write_text(document.to_html(markdown, paths.SPEED_MD.parent), encoding="utf-8")
+    document.write(markdown, paths.SPEED_MD, paths.SPEED_HTML)
     print(f"speed report: wrote {paths.SPEED_MD} and {paths.SPEED_HTML}")
 
 

@@ -16,6 +16,8 @@ import jinja2
 import markupsafe
 from markdown_it import MarkdownIt
 
+from stages import files
+
 
 class Markdown(str):
     """Text that is Markdown already: printed as it is."""
@@ -107,3 +109,9 @@ def to_html(markdown: str, root: Path) -> str:
     title = "".join(child.content for child in heading.children if child.type in ("text", "code_inline"))
     body = PARSER.renderer.render(tokens, PARSER.options, {})
     return PAGE.get_template("page.html.j2").render(title=title, body=markupsafe.Markup(body))
+
+
+def write(markdown: str, markdown_path: Path, html_path: Path) -> None:
+    """The Markdown and its page, replaced together; the page's images are found beside the Markdown."""
+    page = to_html(markdown, Path(markdown_path).parent)
+    files.write_all({Path(markdown_path): markdown.encode("utf-8"), Path(html_path): page.encode("utf-8")})

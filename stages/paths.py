@@ -86,18 +86,21 @@ def figure_png(name: str) -> Path:
     return inside(FIGURES, f"{name}.png")
 
 
-# Which stage writes what is under each folder; per-experiment stages are named after the
+# Which stage writes each file, or what is under each folder; per-experiment stages are named after the
 # first part of the path below it (data/models/<experiment>.keras: train@<experiment>).
 MADE_BY = ((RAW, "download"), (DATASET_DIR, "translate"), (MODELS, "train@"), (TRAINING_RUNS, "train@"),
            (INVARIANCE, "invariance@"), (METRICS, "evaluate@"), (PREDICTIONS, "evaluate@"),
-           (TRAINING_LOGS, "evaluate@"), (BENCHMARKS, "benchmarks/dvc.yaml"), (Path("reports"), "report"))
+           (TRAINING_LOGS, "evaluate@"), (BENCHMARKS, "benchmarks/dvc.yaml"), (SPEED_MD, "benchmarks/dvc.yaml"),
+           (SPEED_HTML, "benchmarks/dvc.yaml"), (Path("reports"), "report"))
 
 
 def made_by(path: Path) -> str | None:
     path = Path(path)
-    for folder, stage in MADE_BY:
-        if path.is_relative_to(folder) and path != folder:
-            below = path.relative_to(folder).parts[0]
+    for made, stage in MADE_BY:
+        if path == made and not stage.endswith("@"):
+            return stage
+        if path.is_relative_to(made) and path != made:
+            below = path.relative_to(made).parts[0]
             return stage + below.split(".")[0] if stage.endswith("@") else stage
     return None
 

@@ -403,11 +403,7 @@ def build(p: params.Params) -> dict:
 
 
 def main() -> None:
-    markdown = document.render("report.md.j2", **build(params.load()))
-    with files.atomic_path(paths.REPORT_MD) as tmp:
-        tmp.write_text(markdown, encoding="utf-8")
-    with files.atomic_path(paths.REPORT_HTML) as tmp:
-        tmp.write_text(document.to_html(markdown, paths.REPORT_MD.parent), encoding="utf-8")
+    document.write(document.render("report.md.j2", **build(params.load())), paths.REPORT_MD, paths.REPORT_HTML)
     print(f"report: figures in {paths.FIGURES}, wrote {paths.REPORT_MD} and {paths.REPORT_HTML}")
 
 

@@ -1,22 +1,13 @@
-import importlib.util
 import re
-from pathlib import Path
 
 import yaml
 
 from stages import models
-
-
-def load(name):
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import REPO, benchmark_script
 
 
 def test_training_flops_count_every_conv_and_dense_multiply_add_three_times():
-    cnn_speed = load("cnn_speed")
+    cnn_speed = benchmark_script("cnn_speed")
     conv = 2 * 5 * 5 * 1 * 32 * 40 * 40  # 'same' padding: one 5x5x1 kernel per output pixel and channel
     dense = 2 * (20 * 20 * 32 * 1024 + 1024 * 10)
     assert cnn_speed.training_flops_per_image(models.cnn((40, 40, 1))) == 3 * (conv + dense)
@@ -25,7 +16,7 @@ def test_training_flops_count_every_conv_and_dense_multiply_add_three_times():
 
 
 def test_every_lever_changes_one_known_setting():
-    cnn_levers = load("cnn_levers")
+    cnn_levers = benchmark_script("cnn_levers")
     known = {"batch_size", "deterministic", "jit_compile", "steps_per_execution", "inter_op_threads", "policy", "env"}
     first, *others = cnn_levers.VARIANTS.values()
     assert first == {}
@@ -33,24 +24,24 @@ def test_every_lever_changes_one_known_setting():
 
 
 def test_the_original_run_uses_the_settings_readme_gives_for_the_notebook():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     given = dict(re.findall(r"-S experiments\.cnn_translated\.(\w+)=(\S+)", readme))
     assert given, "README lost its `dvc exp run -S` line for cnn_translated"
-    original = load("cnn_speed").settings()["original"]
+    original = benchmark_script("cnn_speed").settings()["original"]
     for key, value in given.items():
         if key not in ("epochs", "max_steps"):  # the benchmark trains until the target instead
             assert getattr(original, key) == yaml.safe_load(value), key
 
 
 def test_the_original_run_is_plain_keras_and_ours_runs_on_the_stages_kernels():
-    cnn_speed = load("cnn_speed")
+    cnn_speed = benchmark_script("cnn_speed")
     assert cnn_speed.ENVIRONMENT.keys() == cnn_speed.settings().keys()
     assert cnn_speed.ENVIRONMENT["original"] == {"TF_ENABLE_ONEDNN_OPTS": "0"}  # TensorFlow's default on AVX2
     assert "TF_ENABLE_ONEDNN_OPTS" not in cnn_speed.ENVIRONMENT["default"]
 
 
 def test_levers_take_medians_of_rounds_and_of_ratios_within_a_round_and_report_failures():
-    cnn_levers = load("cnn_levers")
+    cnn_levers = benchmark_script("cnn_levers")
     # the machine slows down 2x in the second round; within it the lever keeps its 1.5x
     rounds = [{"default": {"images_per_second": 100.0}, "lever": {"images_per_second": 150.0},
                "broken": {"images_per_second": 10.0}},

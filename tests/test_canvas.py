@@ -1,11 +1,7 @@
 import numpy as np
 
 from stages import canvas
-
-
-def digits(n, seed=0):
-    """Random 28x28 'digits' with no zero pixels, so every pixel of the digit is visible."""
-    return np.random.default_rng(seed).integers(1, 256, size=(n, 28, 28), dtype=np.uint8)
+from tests.conftest import random_digits as digits
 
 
 def test_each_digit_sits_exactly_at_its_offset_and_nowhere_else():

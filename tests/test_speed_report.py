@@ -1,21 +1,10 @@
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from stages import files, paths
 from stages.cli import StageError
+from tests.conftest import benchmark_script
 
-
-def load(name):
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-speed_report = load("speed_report")
+speed_report = benchmark_script("speed_report")
 
 
 def benchmark_run(batch, accuracies, seconds_per_check, onednn):

@@ -3,11 +3,7 @@ import pytest
 
 from stages import translate
 from stages.params import TranslateParams
-
-
-def digits(n, seed=0):
-    """Random 28x28 'digits' with no zero pixels, so every pixel of the digit is visible."""
-    return np.random.default_rng(seed).integers(1, 256, size=(n, 28, 28), dtype=np.uint8)
+from tests.conftest import random_digits as digits
 
 
 def splits(n=500):
