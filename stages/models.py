@@ -69,6 +69,7 @@ def build(name: str, input_shape: tuple[int, int, int]) -> keras.Model:
 
 def load(path) -> keras.Model:
     """A model saved by the train stage, for inference; a missing or damaged file is a one-line error."""
-    # Keras reports a damaged archive as "File not found" or a zip/JSON/HDF5 error.
     with files.reading(path, ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile):
+        if not zipfile.is_zipfile(path):  # else Keras reports a cut-short archive as "File not found"
+            raise ValueError("not a complete .keras archive")
         return keras.saving.load_model(path, compile=False)

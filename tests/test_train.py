@@ -9,7 +9,7 @@ from stages import train, training
 from stages.cli import StageError
 from tests.conftest import experiment
 
-LABELS = np.array([1] * 30 + [2] * 20 + list(range(10)) * 5)  # the commonest digit is 30 of 100
+LABELS = np.array([1] * 30 + [0, 2, 3, 4, 5, 6, 7, 8, 9] * 7 + [0] * 7)  # the commonest digit, 1, is 30 of 100
 
 
 def state(val_accuracy, stopped_by="epochs"):
@@ -36,8 +36,8 @@ def test_the_log_has_every_epoch_and_the_summary():
     assert set(map(str, log)) == {"metrics.json", *(f"plots/metrics/{split}/{metric}.tsv" for split in ("train", "val")
                                                     for metric in ("loss", "accuracy"))}
     assert json.loads(log[train.Path("metrics.json")]) | {"epochs": 2, "steps": 10} == json.loads(log[train.Path("metrics.json")])
-    rows = log[train.Path("plots/metrics/val/loss.tsv")].decode().splitlines()
-    assert rows[0].split("\t")[:2] == ["timestamp", "step"] and [r.split("\t")[1:] for r in rows[1:]] == [["0", "2.0"], ["1", "1.0"]]
+    rows = [row.split("\t") for row in log[train.Path("plots/metrics/val/loss.tsv")].decode().splitlines()]
+    assert rows == [["step", "loss"], ["0", "2.0"], ["1", "1.0"]]
 
 
 def test_dvclive_clears_its_folder_when_opened(tmp_path):
