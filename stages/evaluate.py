@@ -47,9 +47,9 @@ def main(experiment: str) -> None:
     log = files.read_folder(paths.training_run(exp.name))
     data = datasets.load(exp.data, only=("x_test", "y_test"))
     labels = data["y_test"].astype(np.int64)
-    from stages import models  # Keras: seconds to import, so params and data are checked first
+    from stages import saved_models  # Keras: seconds to import, so params and data are checked first
 
-    model = models.load(paths.model(exp.name))
+    model = saved_models.load(paths.model(exp.name))
     start = time.perf_counter()
     probabilities = softmax(np.asarray(model.predict(datasets.as_input(data["x_test"]), batch_size=BATCH, verbose=0)))
     seconds = time.perf_counter() - start

@@ -57,9 +57,9 @@ def main(experiment: str) -> None:
     test = datasets.load("centred", only=("x_test", "y_test"))
     subset = test_subset(test["y_test"], p.invariance.test_digits, p.invariance.seed)
     digits, labels = test["x_test"][subset], test["y_test"][subset].astype(np.int64)
-    from stages import models  # Keras: seconds to import, so params and data are checked first
+    from stages import saved_models  # Keras: seconds to import, so params and data are checked first
 
-    model = models.load(paths.model(name))
+    model = saved_models.load(paths.model(name))
     canvas = model.input_shape[1]
     start = time.perf_counter()
 

@@ -4,12 +4,8 @@ Every model takes (height, width, 1) float32 images in [0, 1] and returns logits
 for the ten digits; the softmax lives in the loss, as in the original notebook.
 """
 
-import zipfile
-
 import keras
 from keras import layers
-
-from stages import files
 
 NUM_CLASSES = 10
 
@@ -66,10 +62,3 @@ BUILDERS = {"linear": linear, "mlp": mlp, "cnn": cnn, "cnn_gap": cnn_gap}
 def build(name: str, input_shape: tuple[int, int, int]) -> keras.Model:
     return BUILDERS[name](input_shape)
 
-
-def load(path) -> keras.Model:
-    """A model saved by the train stage, for inference; a missing or damaged file is a one-line error."""
-    with files.reading(path, ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile):
-        if not zipfile.is_zipfile(path):  # else Keras reports a cut-short archive as "File not found"
-            raise ValueError("not a complete .keras archive")
-        return keras.saving.load_model(path, compile=False)

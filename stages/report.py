@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from stages import cli, datasets, document, figures, files, models, params, paths
+from stages import cli, datasets, document, figures, files, params, paths, saved_models
 from stages.document import Markdown, Table, code, percent
 from stages.params import MODELS, Experiment
 
@@ -319,7 +319,7 @@ def examples_section(test: dict[str, np.ndarray], digit_size: int, translated: b
 
 
 def experiment_section(exp: Experiment, metrics: dict, test: dict[str, np.ndarray]) -> dict:
-    model = models.load(paths.model(exp.name))
+    model = saved_models.load(paths.model(exp.name))
     has_conv = any(layer.name == "conv" for layer in model.layers)
     return {"exp": exp, "metrics": metrics, "model_name": MODEL_NAMES[exp.model], "data_label": _data_label(exp),
             "optimizer": OPTIMIZER_NAMES[exp.optimizer], "parameters": parameters_sentence(exp.name, model),
