@@ -53,6 +53,11 @@ def percent(fraction: float) -> str:
     return f"{fraction:.2%}"
 
 
+def interval(low: float, high: float) -> str:
+    """A 95% interval of two fractions: '98.83–99.21%'."""
+    return f"{low * 100:.2f}–{high:.2%}"
+
+
 def number(value: float, spec: str = ",") -> str:
     """`spec` as in format(): ',' gives 13,119,306; ',.1f' gives 1,363.1."""
     return format(value, spec)
@@ -82,7 +87,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 # left over, so a template can space its blocks for reading. StrictUndefined: a misspelt name fails.
 MARKDOWN = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), finalize=md, trim_blocks=True,
                               lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-MARKDOWN.filters |= {"code": code, "link": link, "percent": percent, "number": number, "table": table}
+MARKDOWN.filters |= {"code": code, "link": link, "percent": percent, "interval": interval, "number": number,
+                     "table": table}
 PAGE = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                           undefined=jinja2.StrictUndefined)
 

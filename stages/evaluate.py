@@ -3,7 +3,8 @@ training log published for `dvc metrics` and `dvc plots`.
 
     python -m stages.evaluate <experiment>
 
-Writes reports/metrics/<experiment>.json, reports/predictions/<experiment>.csv (one row per
+Writes reports/metrics/<experiment>.json (accuracy with its 95% Wilson interval, loss, the
+training summary), reports/predictions/<experiment>.csv (one row per
 test image, drawn by the `confusion` template of `dvc plots`, and read by the report for its
 error gallery) and reports/training/<experiment>/, a copy of the train stage's DVCLive log:
 small committed copies of what the costly, cached train stage wrote.
@@ -15,7 +16,7 @@ import time
 
 import numpy as np
 
-from stages import cli, datasets, files, params, paths
+from stages import cli, datasets, files, params, paths, predictions, statistics
 
 BATCH = 1000
 TRAINING_SUMMARY = ("epochs", "steps", "seconds", "stopped_by", "params")
@@ -34,13 +35,6 @@ def score(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     }
 
 
-def predictions_csv(probabilities: np.ndarray, labels: np.ndarray) -> str:
-    rows = ["index,actual,predicted,confidence"]
-    predicted, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
-    rows += [f"{i},{a},{p},{c:.4f}" for i, (a, p, c) in enumerate(zip(labels, predicted, confidence))]
-    return "\n".join(rows) + "\n"
-
-
 def main(experiment: str) -> None:
     exp = params.load().experiment(experiment)
     training = files.read_json(paths.training_run(exp.name) / "metrics.json", required=TRAINING_SUMMARY)
@@ -53,8 +47,12 @@ def main(experiment: str) -> None:
     start = time.perf_counter()
     probabilities = softmax(np.asarray(model.predict(datasets.as_input(data["x_test"]), batch_size=BATCH, verbose=0)))
     seconds = time.perf_counter() - start
+    errors = int(np.sum(probabilities.argmax(axis=1) != labels))
+    low, high = statistics.wilson(len(labels) - errors, len(labels))
     metrics = score(probabilities, labels) | {
-        "errors": int(np.sum(probabilities.argmax(axis=1) != labels)),
+        "test_accuracy_low": low,  # the 95% interval: what the test set's sampling leaves open
+        "test_accuracy_high": high,
+        "errors": errors,
         "epochs": training["epochs"],
         "steps": training["steps"],
         "train_seconds": training["seconds"],
@@ -65,10 +63,11 @@ def main(experiment: str) -> None:
     published = paths.training_log(exp.name)
     # All three replaced together: a failure half-way leaves them as they were.
     files.write_all({paths.metrics(exp.name): (json.dumps(metrics, indent=2) + "\n").encode(),
-                     paths.predictions(exp.name): predictions_csv(probabilities, labels).encode(),
+                     paths.predictions(exp.name): predictions.to_csv(probabilities, labels).encode(),
                      **{published / name: content for name, content in log.items()}})
     files.remove_others(published, keep=log)
-    print(f"evaluate: {exp.name}: test accuracy {metrics['test_accuracy']:.2%}, loss {metrics['test_loss']:.4f}")
+    print(f"evaluate: {exp.name}: test accuracy {metrics['test_accuracy']:.2%} "
+          f"(95% interval {low:.2%} to {high:.2%}), loss {metrics['test_loss']:.4f}")
 
 
 if __name__ == "__main__":

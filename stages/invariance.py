@@ -4,7 +4,9 @@
 
 Takes `invariance.test_digits` test digits (a fixed seeded subset), places every one of
 them at each of the canvas's (canvas - 27)^2 offsets and writes the accuracy grid with
-its summary to reports/metrics/invariance/<experiment>.json.
+its summary to reports/metrics/invariance/<experiment>.json, with what of it is more than
+sampling noise: the same digits at each offset against the centre (McNemar's exact test,
+Holm-adjusted), and the grid's spread against the spread sampling alone gives.
 """
 
 import sys
@@ -12,7 +14,7 @@ import time
 
 import numpy as np
 
-from stages import cli, datasets, files, params, paths
+from stages import cli, datasets, files, params, paths, statistics
 from stages.canvas import DIGIT, place
 
 BATCH = 1000
@@ -25,30 +27,57 @@ def test_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(len(labels), size, replace=False))
 
 
-def accuracy_grid(predict, digits: np.ndarray, labels: np.ndarray, canvas: int, progress=print) -> np.ndarray:
-    """grid[row, col] = accuracy with every digit's top-left corner at (row, col).
+def correct_at_offsets(predict, digits: np.ndarray, labels: np.ndarray, canvas: int, progress=print) -> np.ndarray:
+    """correct[row, col, i] = whether digit i is read right with its top-left corner at (row, col).
 
     `predict` maps float32 (n, canvas, canvas, 1) images to (n, 10) scores. One canvas row
     of offsets is placed and predicted at a time, so memory stays at n * (canvas - 27) images.
     """
     size = canvas - DIGIT + 1
-    grid = np.empty((size, size))
+    correct = np.empty((size, size, len(digits)), dtype=bool)
     n = len(digits)
     for row in range(size):
         offsets = np.stack(np.broadcast_arrays(row, np.repeat(np.arange(size), n)), axis=1)
         images = place(np.tile(digits, (size, 1, 1)), offsets, canvas)
         predicted = np.asarray(predict(datasets.as_input(images))).argmax(axis=1).reshape(size, n)
-        grid[row] = (predicted == labels).mean(axis=1)
+        correct[row] = predicted == labels
         progress(row + 1, size)
-    return grid
+    return correct
+
+
+def centre(size: int) -> int:
+    """The middle offset on each axis (the upper-left of the middle four on an even grid)."""
+    return (size - 1) // 2
 
 
 def summary(grid: np.ndarray) -> dict[str, float]:
     """Mean, minimum, centre and worst corner of an accuracy grid."""
-    last, middle = len(grid) - 1, (len(grid) - 1) // 2
+    last, middle = len(grid) - 1, centre(len(grid))
     corners = [grid[0, 0], grid[0, last], grid[last, 0], grid[last, last]]
     return {"mean": float(grid.mean()), "min": float(grid.min()), "centre": float(grid[middle, middle]),
             "worst_corner": float(min(corners))}
+
+
+def noise(correct: np.ndarray) -> dict:
+    """How much of the grid's variation is more than sampling noise: every offset against the centre
+    on the same digits (McNemar, Holm-adjusted over all offsets), and the spread of the grid against
+    the spread that cells of this many digits would show by sampling alone."""
+    size, n = correct.shape[0], correct.shape[2]
+    grid, middle = correct.mean(axis=2), correct[centre(size), centre(size)]
+    p = np.ones((size, size))
+    others = [(r, c) for r in range(size) for c in range(size) if (r, c) != (centre(size),) * 2]
+    raw = [statistics.mcnemar(int(np.sum(correct[r, c] & ~middle)), int(np.sum(~correct[r, c] & middle)))
+           for r, c in others]
+    for (r, c), adjusted in zip(others, statistics.holm(raw)):
+        p[r, c] = adjusted
+    differs = p < statistics.ALPHA
+    low, high = statistics.wilson(int(middle.sum()), n)
+    expected, expected_95 = statistics.sampling_range(float(grid.mean()), n, size * size)
+    return {"centre_low": low, "centre_high": high,
+            "offsets_worse": int(np.sum(differs & (grid < middle.mean()))),
+            "offsets_better": int(np.sum(differs & (grid > middle.mean()))),
+            "measured_range": float(np.ptp(grid)), "sampling_range": expected, "sampling_range_95": expected_95,
+            "p_vs_centre": np.round(p, 6).tolist()}
 
 
 def main(experiment: str) -> None:
@@ -66,14 +95,17 @@ def main(experiment: str) -> None:
     def progress(done: int, rows: int) -> None:
         print(f"invariance: {name}: offset row {done}/{rows}, {time.perf_counter() - start:.0f} s", flush=True)
 
-    grid = accuracy_grid(lambda x: model.predict(x, batch_size=BATCH, verbose=0), digits, labels, canvas, progress)
+    correct = correct_at_offsets(lambda x: model.predict(x, batch_size=BATCH, verbose=0), digits, labels, canvas,
+                                 progress)
     seconds = time.perf_counter() - start
-    result = summary(grid) | {"test_digits": len(subset), "canvas": canvas, "seconds": round(seconds, 1),
-                              "grid": grid.tolist()}
+    grid = correct.mean(axis=2)
+    result = summary(grid) | noise(correct) | {"test_digits": len(subset), "canvas": canvas,
+                                               "seconds": round(seconds, 1), "grid": grid.tolist()}
     files.write_json(paths.invariance(name), result)
     print(f"invariance: {name}: mean {result['mean']:.2%}, min {result['min']:.2%}, centre {result['centre']:.2%}, "
           f"worst corner {result['worst_corner']:.2%} ({len(grid)}x{len(grid)} offsets x {len(subset)} digits, "
-          f"{seconds:.0f} s)")
+          f"{seconds:.0f} s); {result['offsets_worse']} offsets worse and {result['offsets_better']} better than the "
+          f"centre beyond sampling noise")
 
 
 if __name__ == "__main__":

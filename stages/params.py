@@ -29,6 +29,7 @@ Name = Annotated[str, Strict(), Field(pattern=NAME_PATTERN)]
 Count = Annotated[int, Strict(), Field(ge=1)]
 Seed = Annotated[int, Strict(), Field(ge=0)]
 Positive = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
+Runs = Annotated[int, Strict(), Field(ge=1, le=50)]
 
 
 class ParamsError(StageError):
@@ -98,6 +99,7 @@ class Params(Section):
     translate: TranslateParams
     defaults: Experiment  # what every experiment starts from, through YAML's merge key `<<: *defaults`
     experiments: dict[Name, Experiment] = Field(min_length=1)
+    seeds: dict[Name, Runs]  # how many training runs of each experiment, its own included
     invariance: InvarianceParams
 
     @model_validator(mode="after")
@@ -112,6 +114,11 @@ class Params(Section):
                                  f"translated data: {', '.join(translated)}")
         if len(set(names)) != len(names):
             raise ValueError(f"invariance.experiments = {list(names)}: each experiment at most once")
+        for name in self.experiments.keys() - self.seeds.keys():
+            raise ValueError(f"seeds = {{...}}: no entry for the experiment {name!r}; give each experiment its "
+                             "number of runs (1: only its own)")
+        for name in self.seeds.keys() - self.experiments.keys():
+            raise ValueError(f"seeds.{name} = {self.seeds[name]}: not an experiment of params.yaml")
         return self
 
     def experiment(self, name: str) -> Experiment:

@@ -23,7 +23,9 @@ TRAINING_RUNS = Path("data/training")  # DVCLive's log as the train stage wrote 
 TRAINING_LOGS = Path("reports/training")  # the same logs, committed: evaluate copies them
 METRICS = Path("reports/metrics")
 INVARIANCE = METRICS / "invariance"
+SEEDS = METRICS / "seeds"
 PREDICTIONS = Path("reports/predictions")
+COMPARISONS = Path("reports/comparisons.json")
 
 
 def inside(folder: Path, name: str) -> Path:
@@ -64,6 +66,10 @@ def invariance(experiment: str) -> Path:
     return inside(INVARIANCE, f"{experiment}.json")
 
 
+def seeds(experiment: str) -> Path:
+    return inside(SEEDS, f"{experiment}.json")
+
+
 def predictions(experiment: str) -> Path:
     return inside(PREDICTIONS, f"{experiment}.csv")
 
@@ -89,8 +95,9 @@ def figure_png(name: str) -> Path:
 # Which stage writes each file, or what is under each folder; per-experiment stages are named after the
 # first part of the path below it (data/models/<experiment>.keras: train@<experiment>).
 MADE_BY = ((RAW, "download"), (DATASET_DIR, "translate"), (MODELS, "train@"), (TRAINING_RUNS, "train@"),
-           (INVARIANCE, "invariance@"), (METRICS, "evaluate@"), (PREDICTIONS, "evaluate@"),
-           (TRAINING_LOGS, "evaluate@"), (BENCHMARKS, "benchmarks/dvc.yaml"), (SPEED_MD, "benchmarks/dvc.yaml"),
+           (INVARIANCE, "invariance@"), (SEEDS, "seeds@"), (METRICS, "evaluate@"), (PREDICTIONS, "evaluate@"),
+           (TRAINING_LOGS, "evaluate@"), (COMPARISONS, "compare"), (BENCHMARKS, "benchmarks/dvc.yaml"),
+           (SPEED_MD, "benchmarks/dvc.yaml"),
            (SPEED_HTML, "benchmarks/dvc.yaml"), (Path("reports"), "report"))
 
 

@@ -2,8 +2,9 @@
 
     python -m stages.report
 
-Reads what the other stages wrote for every experiment in params.yaml: test metrics, training logs,
-predictions, saved models, the invariance grids and the datasets. This module computes the numbers,
+Reads what the other stages wrote for every experiment in params.yaml: test metrics, the compare
+stage's significance tests, training logs, predictions, saved models, the invariance grids and the
+datasets. This module computes the numbers,
 tables and figures, and the sentences whose wording follows the results; the prose around them is the
 template templates/report.md.j2. The page is made from that Markdown, so both say the same thing, and
 the same inputs give byte-identical output (no dates).
@@ -15,17 +16,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from stages import cli, datasets, document, figures, files, params, paths, saved_models
-from stages.document import Markdown, Table, code, percent
+from stages import cli, datasets, document, figures, files, params, paths, predictions, saved_models, statistics
+from stages.document import Markdown, Table, code, interval, percent
 from stages.params import MODELS, Experiment
 
-# What the 2018 notebook reported for the experiments it ran: (accuracy, as it put it).
-ORIGINAL = {
-    "linear_mnist": (0.92, "about 92%"),
-    "linear_translated": (None, "not reported"),
-    "mlp_translated": (0.9538, "95.38%"),
-    "cnn_translated": (0.9651, "96.51%"),
-}
 MODEL_NAMES = {"linear": "linear model", "mlp": "MLP", "cnn": "CNN", "cnn_gap": "global-pooling CNN"}
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
 TEST_DIGIT = 0  # the test image whose feature maps are shown
@@ -56,17 +50,33 @@ def _data_label(exp: Experiment) -> str:
     return exp.data if exp.data == "centred" else f"{exp.data} ({exp.placement})"
 
 
-def results_table(experiments: dict[str, Experiment], metrics: dict[str, dict]) -> Table:
+def results_table(experiments: dict[str, Experiment], metrics: dict[str, dict], original: dict[str, dict]) -> Table:
     rows = []
     for name, exp in experiments.items():
         m = metrics[name]
         stopped = "" if m["stopped_by"] == "epochs" else f" ({m['stopped_by']})"
         rows.append((code(name), _data_label(exp), exp.model, percent(m["test_accuracy"]),
-                     ORIGINAL.get(name, (None, "—"))[1], f"{m['epochs']} / {m['steps']:,}{stopped}",
+                     interval(m["test_accuracy_low"], m["test_accuracy_high"]),
+                     original.get(name, {}).get("as_printed", "—"), f"{m['epochs']} / {m['steps']:,}{stopped}",
                      f"{m['train_seconds']:,.1f} s", f"{m['params']:,}"))
-    header = ("experiment", "data (placement)", "model", "test accuracy", "original (2018)", "epochs / steps",
-              "training time", "parameters")
-    return Table(header, tuple(rows), (False, False, False) + (True,) * 5)
+    header = ("experiment", "data (placement)", "model", "test accuracy", "95% interval", "original (2018)",
+              "epochs / steps", "training time", "parameters")
+    return Table(header, tuple(rows), (False, False, False) + (True,) * 6)
+
+
+def paired_test(comparisons: dict, a: str, b: str) -> dict:
+    """McNemar's test of two experiments from the compare stage, whichever order it holds them in."""
+    pairs = comparisons["pairs"]
+    return pairs[f"{a} vs {b}"] if f"{a} vs {b}" in pairs else pairs[f"{b} vs {a}"]
+
+
+def p_value(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def verdict(test: dict) -> str:
+    """'significant (p < 0.001)' or 'within test-set noise (p = 0.077)': the end of a sentence."""
+    return f"{'significant' if test['significant'] else 'within test-set noise'} ({p_value(test['p_value'])})"
 
 
 def _one_per_model(experiments: dict[str, Experiment], keep) -> dict[str, str]:
@@ -83,69 +93,138 @@ def _moved(exp: Experiment) -> bool:
     return exp.data == "translated" and exp.placement != "centre"
 
 
-def translation_costs(experiments: dict[str, Experiment], accuracy: dict[str, float]) -> list[Markdown]:
+def translation_pairs(experiments: dict[str, Experiment]) -> list[tuple[str, str]]:
+    """(trained and tested on centred digits, on translated ones) for each model that has both."""
     centred = _one_per_model(experiments, lambda e: e.data == "centred")
     moved = _one_per_model(experiments, _moved)
-    found = []
-    for model in centred.keys() & moved.keys():
-        c, t, label = centred[model], moved[model], MODEL_NAMES[model]
-        change = signed(accuracy[t] - accuracy[c], f"gains the {label} {{}}", f"costs the {label} {{}}",
-                        f"leaves the {label}'s accuracy unchanged")
-        found.append((MODELS.index(model), Markdown(
-            f"Translation {change}: {code(c)} scores {percent(accuracy[c])} on centred digits, {code(t)} "
-            f"{percent(accuracy[t])} on translated ones.")))
-    return [sentence for _, sentence in sorted(found)]
+    return [(centred[model], moved[model]) for model in MODELS if model in centred and model in moved]
 
 
-def architecture_steps(experiments: dict[str, Experiment], accuracy: dict[str, float]) -> list[Markdown]:
-    """Each architecture against the next simpler one trained on the same kind of digits."""
+def architecture_pairs(experiments: dict[str, Experiment]) -> list[tuple[str, str, str]]:
+    """(kind of digits, simpler model's experiment, next model's): each architecture against the next simpler one."""
     found = []
     for label, keep in (("centred", lambda e: e.data == "centred"), ("translated", _moved)):
-        ladder = list(_one_per_model(experiments, keep).items())
-        for (simple_model, simple), (model, name) in zip(ladder, ladder[1:]):
-            change = signed(accuracy[name] - accuracy[simple], "gains {} over", "loses {} to", "matches")
-            found.append(Markdown(
-                f"On {label} digits the {MODEL_NAMES[model]} ({code(name)}, {percent(accuracy[name])}) {change} "
-                f"the {MODEL_NAMES[simple_model]} ({code(simple)}, {percent(accuracy[simple])})."))
+        ladder = list(_one_per_model(experiments, keep).values())
+        found += [(label, simple, name) for simple, name in zip(ladder, ladder[1:])]
     return found
 
 
-def centre_training(experiments: dict[str, Experiment], accuracy: dict[str, float]) -> list[Markdown]:
-    """Digits always at the centre in training, moved in the test: does the model cope?"""
+def centre_pairs(experiments: dict[str, Experiment]) -> list[tuple[str, str]]:
+    """(trained at the centre, the same model trained on translated digits), both tested on translated digits."""
     moved = _one_per_model(experiments, _moved)
+    return [(name, moved[exp.model]) for name, exp in experiments.items()
+            if exp.data == "translated" and exp.placement == "centre" and exp.model in moved]
+
+
+def translation_costs(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict
+                      ) -> list[Markdown]:
     found = []
-    for name, exp in experiments.items():
-        if exp.data == "translated" and exp.placement == "centre" and exp.model in moved:
-            other = moved[exp.model]
-            change = signed(accuracy[name] - accuracy[other], "{} higher than", "{} lower than", "the same as")
-            found.append(Markdown(
-                f"Trained only on digits at the canvas centre, the {MODEL_NAMES[exp.model]} ({code(name)}) scores "
-                f"{percent(accuracy[name])} on the translated test set, {change} when trained on translated "
-                f"digits ({code(other)}, {percent(accuracy[other])})."))
+    for c, t in translation_pairs(experiments):
+        label = MODEL_NAMES[experiments[c].model]
+        change = signed(accuracy[t] - accuracy[c], f"gains the {label} {{}}", f"costs the {label} {{}}",
+                        f"leaves the {label}'s accuracy unchanged")
+        found.append(Markdown(
+            f"Translation {change}: {code(c)} scores {percent(accuracy[c])} on centred digits, {code(t)} "
+            f"{percent(accuracy[t])} on translated ones; {verdict(paired_test(comparisons, c, t))}."))
     return found
 
 
-def versus_original(accuracy: dict[str, float]) -> list[Markdown]:
+def architecture_steps(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict
+                       ) -> list[Markdown]:
     found = []
-    for name, (reported, label) in ORIGINAL.items():
-        if reported is not None and name in accuracy:
-            change = signed(accuracy[name] - reported, "{} higher", "{} lower", "the same")
-            found.append(Markdown(f"{code(name)} scores {percent(accuracy[name])} here against {label} in the "
-                                  f"original ({change})."))
+    for label, simple, name in architecture_pairs(experiments):
+        change = signed(accuracy[name] - accuracy[simple], "gains {} over", "loses {} to", "matches")
+        found.append(Markdown(
+            f"On {label} digits the {MODEL_NAMES[experiments[name].model]} ({code(name)}, {percent(accuracy[name])}) "
+            f"{change} the {MODEL_NAMES[experiments[simple].model]} ({code(simple)}, {percent(accuracy[simple])}); "
+            f"{verdict(paired_test(comparisons, name, simple))}."))
     return found
 
 
-def discussion(experiments: dict[str, Experiment], metrics: dict[str, dict]) -> list[Markdown]:
+def centre_training(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict
+                    ) -> list[Markdown]:
+    """Digits always at the centre in training, moved in the test: does the model cope?"""
+    found = []
+    for name, other in centre_pairs(experiments):
+        change = signed(accuracy[name] - accuracy[other], "{} higher than", "{} lower than", "the same as")
+        found.append(Markdown(
+            f"Trained only on digits at the canvas centre, the {MODEL_NAMES[experiments[name].model]} ({code(name)}) "
+            f"scores {percent(accuracy[name])} on the translated test set, {change} when trained on translated "
+            f"digits ({code(other)}, {percent(accuracy[other])}); {verdict(paired_test(comparisons, name, other))}."))
+    return found
+
+
+def versus_original(accuracy: dict[str, float], original: dict[str, dict]) -> list[Markdown]:
+    found = []
+    for name, test in original.items():
+        if test["reported"] is not None and name in accuracy:
+            change = signed(accuracy[name] - test["reported"], "{} higher", "{} lower", "the same")
+            found.append(Markdown(f"{code(name)} scores {percent(accuracy[name])} here against {test['as_printed']} "
+                                  f"in the original: {change}, {verdict(test)}."))
+    return found
+
+
+def discussion(experiments: dict[str, Experiment], metrics: dict[str, dict], comparisons: dict) -> list[Markdown]:
     accuracy = {name: metrics[name]["test_accuracy"] for name in experiments}
-    best = max(accuracy, key=accuracy.get)
+    ranked = sorted(accuracy, key=accuracy.get, reverse=True)
+    best, m = ranked[0], metrics[ranked[0]]
+    lead = "" if len(ranked) < 2 else (f"; its lead over {code(ranked[1])} ({percent(accuracy[ranked[1]])}) is "
+                                       f"{verdict(paired_test(comparisons, best, ranked[1]))}")
     return [
         Markdown(f"The most accurate experiment is {code(best)} with {percent(accuracy[best])} "
-                 f"({metrics[best]['errors']:,} test errors)."),
-        *translation_costs(experiments, accuracy),
-        *architecture_steps(experiments, accuracy),
-        *centre_training(experiments, accuracy),
-        *versus_original(accuracy),
+                 f"({interval(m['test_accuracy_low'], m['test_accuracy_high'])}, {m['errors']:,} test errors){lead}."),
+        *translation_costs(experiments, accuracy, comparisons),
+        *architecture_steps(experiments, accuracy, comparisons),
+        *centre_training(experiments, accuracy, comparisons),
+        *versus_original(accuracy, comparisons["original"]),
     ]
+
+
+# --- two kinds of noise: from seed to seed, and from sampling the test set ---
+
+def seed_table(seeds: dict[str, dict]) -> Table:
+    rows = []
+    for name, r in seeds.items():
+        sd = "—" if r["sd"] is None else f"{_points(r['sd']):.2f}"
+        larger = "—" if r["sd"] is None else ("seed" if r["sd"] > r["test_sd"] else "test set")
+        rows.append((code(name), f"{r['runs']}", percent(r["mean"]), interval(r["min"], r["max"]), sd,
+                     f"{_points(r['test_sd']):.2f}", larger))
+    return Table(("experiment", "runs", "mean", "range", "seed-to-seed sd (points)", "test-set sd (points)",
+                  "larger"), tuple(rows), (False, True, True, True, True, True, False))
+
+
+def seed_noise(a: str, b: str, difference: float, seeds: dict[str, dict]) -> tuple[bool | None, str]:
+    """Could two single runs differ this much by their seeds alone? Beyond seed noise when the difference is
+    more than twice the standard deviation of a difference of two runs, sqrt(sd_a^2 + sd_b^2). An experiment
+    of one run takes the largest seed-to-seed sd measured in the pipeline, and the answer says so."""
+    measured = {name: r["sd"] for name, r in seeds.items() if r["sd"] is not None}
+    if not measured:
+        return None, "not measured (one run each)"
+    largest = max(measured.values())
+    bound = 2 * (measured.get(a, largest) ** 2 + measured.get(b, largest) ** 2) ** 0.5
+    assumed = [name for name in (a, b) if name not in measured]
+    beyond = abs(difference) > bound
+    text = f"{'beyond' if beyond else 'within'} seed noise (±{_points(bound):.2f} points)"
+    if assumed:
+        text += f", taking {' and '.join(map(code, assumed))} to vary like the most variable measured"
+    return beyond, Markdown(text)
+
+
+def claims_table(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict,
+                 seeds: dict[str, dict]) -> Table:
+    """Every comparison of the discussion against both kinds of noise."""
+    pairs = ([(t, c) for c, t in translation_pairs(experiments)] +
+             [(name, simple) for _, simple, name in architecture_pairs(experiments)] + centre_pairs(experiments))
+    rows = []
+    for a, b in pairs:
+        difference = accuracy[a] - accuracy[b]
+        test = paired_test(comparisons, a, b)
+        beyond, seed_text = seed_noise(a, b, difference, seeds)
+        survives = "no" if not test["significant"] or beyond is False else "yes" if beyond else "not known"
+        rows.append((Markdown(f"{code(a)} − {code(b)}"), f"{difference * 100:+.2f}", verdict(test), seed_text,
+                     survives))
+    return Table(("comparison", "difference (points)", "test set (McNemar)", "seed to seed", "survives both"),
+                 tuple(rows), (False, True, False, False, False))
 
 
 # --- "Is the CNN translation invariant?": the invariance stage's grids ---
@@ -166,10 +245,21 @@ def invariance_grids(experiments: dict[str, Experiment], results: dict[str, dict
 
 def invariance_table(experiments: dict[str, Experiment], results: dict[str, dict]) -> Table:
     rows = tuple((code(name), MODEL_NAMES[experiments[name].model], condition(experiments[name]),
-                  percent(r["mean"]), percent(r["min"]), percent(r["centre"]), percent(r["worst_corner"]))
+                  percent(r["mean"]), percent(r["min"]), percent(r["centre"]),
+                  interval(r["centre_low"], r["centre_high"]),
+                  percent(r["worst_corner"]), f"{r['offsets_worse']} / {r['offsets_better']}",
+                  f"{_points(r['measured_range']):.2f} / {_points(r['sampling_range_95']):.2f}")
                  for name, r in results.items())
-    return Table(("experiment", "model", "training", "mean", "minimum", "centre", "worst corner"), rows,
-                 (False, False, False, True, True, True, True))
+    return Table(("experiment", "model", "training", "mean", "minimum", "centre", "centre: 95% interval",
+                  "worst corner", "offsets worse / better than centre", "range / by sampling alone (points)"), rows,
+                 (False, False, False) + (True,) * 7)
+
+
+def offsets_beyond_noise(r: dict) -> str:
+    """'12 of 168 other offsets score lower than the centre beyond sampling noise, 0 higher'."""
+    others = len(r["grid"]) ** 2 - 1
+    return (f"{r['offsets_worse']} of its {others} other offsets score lower than the centre beyond sampling noise "
+            f"and {r['offsets_better']} higher")
 
 
 def invariance_findings(experiments: dict[str, Experiment], results: dict[str, dict]) -> list[Markdown]:
@@ -187,7 +277,9 @@ def invariance_findings(experiments: dict[str, Experiment], results: dict[str, d
         found.append(Markdown(
             f"{verdict}: trained at one position, the original CNN loses {_points(drop):.2f} percentage points in "
             f"the worst corner; trained on translated digits, its accuracy varies by {_points(spread):.2f} points "
-            f"across the offsets. Its tolerance to translation comes {source}."))
+            f"across the offsets, where sampling alone gives up to "
+            f"{_points(results[moved['cnn']]['sampling_range_95']):.2f}. "
+            f"Its tolerance to translation comes {source}."))
     for model in MODELS:
         label = MODEL_NAMES[model]
         if model in moved:
@@ -195,14 +287,16 @@ def invariance_findings(experiments: dict[str, Experiment], results: dict[str, d
             found.append(Markdown(
                 f"Trained on translated digits, the {label} ({code(moved[model])}) scores between "
                 f"{percent(r['min'])} and {percent(max(max(row) for row in r['grid']))} across the offsets "
-                f"(mean {percent(r['mean'])})."))
+                f"(mean {percent(r['mean'])}): a range of {_points(r['measured_range']):.2f} points against "
+                f"{_points(r['sampling_range']):.2f} expected from sampling alone "
+                f"(95th percentile {_points(r['sampling_range_95']):.2f}); {offsets_beyond_noise(r)}."))
         if model in centre:
             r = results[centre[model]]
             drop = signed(r["worst_corner"] - r["centre"], "gains {}", "loses {}", "loses nothing")
             found.append(Markdown(
                 f"Trained only at the centre, the {label} ({code(centre[model])}) scores {percent(r['centre'])} "
                 f"with the digit at the centre and {percent(r['worst_corner'])} in the worst corner: it {drop} away "
-                f"from where it was trained (mean over all offsets {percent(r['mean'])})."))
+                f"from where it was trained (mean over all offsets {percent(r['mean'])}); {offsets_beyond_noise(r)}."))
     losses = {n: r["centre"] - r["worst_corner"] for n, r in results.items() if experiments[n].placement == "centre"}
     if len(losses) > 1:
         best, worst = min(losses, key=losses.get), max(losses, key=losses.get)
@@ -278,19 +372,6 @@ def read_curves(folder: Path) -> dict[str, dict[str, tuple[np.ndarray, np.ndarra
     return curves
 
 
-def read_predictions(path: Path, labels: np.ndarray) -> dict[str, np.ndarray]:
-    with files.reading(path, ValueError, IndexError, UnicodeDecodeError):
-        with open(path, encoding="utf-8") as f:
-            header = f.readline().strip()
-        if header != "index,actual,predicted,confidence":
-            raise ValueError(f"header '{header}', expected 'index,actual,predicted,confidence'")
-        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-        actual, predicted, confidence = table[:, 1].astype(np.int64), table[:, 2].astype(np.int64), table[:, 3]
-        if len(actual) != len(labels) or not np.array_equal(actual, labels):
-            raise ValueError("its labels are not the test set's")
-    return {"actual": actual, "predicted": predicted, "confidence": confidence}
-
-
 def conv_outputs(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """The 'conv' layer's output for uint8 images: (n, h, w, filters)."""
     # inputs[0], not input: a loaded Sequential model has the former only; one tensor, not a list, to call it with.
@@ -355,7 +436,7 @@ def conv_figures(name: str, model: keras.Model, test: dict[str, np.ndarray]) -> 
 def outcome_figures(name: str, test: dict[str, np.ndarray]) -> dict:
     """How training went and what the model gets wrong."""
     curves = read_curves(paths.training_log(name))
-    p = read_predictions(paths.predictions(name), test["y_test"].astype(np.int64))
+    p = predictions.read(paths.predictions(name), test["y_test"].astype(np.int64))
     actual, predicted, confidence = p["actual"], p["predicted"], p["confidence"]
     picked = figures.most_confident_errors(actual, predicted, confidence, ERRORS_SHOWN)
     return {
@@ -373,8 +454,10 @@ def outcome_figures(name: str, test: dict[str, np.ndarray]) -> dict:
 def invariance_section(experiments: dict[str, Experiment], results: dict[str, dict]) -> dict:
     first = next(iter(results.values()))
     grids = invariance_grids(experiments, results)
+    low, high = statistics.wilson(round(0.99 * first["test_digits"]), first["test_digits"])
     return {
         "test_digits": first["test_digits"], "offsets": len(first["grid"]), "canvas": first["canvas"],
+        "near_99": _points((high - low) / 2),
         "maps": save_figure("invariance_maps", figures.invariance_maps(grids, "Test accuracy by the digit's offset")),
         "distance": save_figure("invariance_distance",
                            figures.accuracy_by_distance(grids, "Accuracy against distance from the centre")),
@@ -385,19 +468,27 @@ def invariance_section(experiments: dict[str, Experiment], results: dict[str, di
 
 def build(p: params.Params) -> dict:
     """The template's context: every number, table, figure and finding of the report."""
-    metrics = {name: files.read_json(paths.metrics(name)) for name in p.experiments}
+    metrics = {name: files.read_json(paths.metrics(name), required=("test_accuracy_low", "test_accuracy_high"))
+               for name in p.experiments}
+    comparisons = files.read_json(paths.COMPARISONS, required=("pairs", "original"))
     tests = {name: load_test_set(name) for name in ("centred", "translated")}
     digit_size = tests["centred"]["x_test"].shape[1]
     invariance = {name: files.read_json(paths.invariance(name)) for name in p.invariance.experiments}
+    seeds = {name: files.read_json(paths.seeds(name), required=("runs", "mean", "sd", "min", "max", "test_sd"))
+             for name in p.experiments}
+    accuracy = {name: m["test_accuracy"] for name, m in metrics.items()}
     return {
-        "results": results_table(p.experiments, metrics),
+        "results": results_table(p.experiments, metrics, comparisons["original"]),
+        "test_digits": comparisons["test_digits"],
         "digit_size": digit_size,
         "centred": examples_section(tests["centred"], digit_size, translated=False),
         "translated": examples_section(tests["translated"], digit_size, translated=True),
         "experiments": {data: [experiment_section(exp, metrics[exp.name], tests[data])
                                for exp in p.experiments.values() if exp.data == data]
                         for data in ("centred", "translated")},
-        "discussion": discussion(p.experiments, metrics),
+        "discussion": discussion(p.experiments, metrics, comparisons),
+        "seeds": seed_table(seeds),
+        "claims": claims_table(p.experiments, accuracy, comparisons, seeds),
         "invariance": invariance_section(p.experiments, invariance) if invariance else None,
     }
 

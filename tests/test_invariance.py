@@ -29,9 +29,9 @@ def test_every_digit_sits_exactly_at_each_offset_of_the_grid():
             scores[i, (top + left) % 10] = 1  # "predicts" the sum of its offsets
         return scores
 
-    grid = invariance.accuracy_grid(predict, digits, np.full(n, 3), canvas, progress=lambda *_: None)
+    correct = invariance.correct_at_offsets(predict, digits, np.full(n, 3), canvas, progress=lambda *_: None)
     rows, cols = np.indices((6, 6))
-    assert np.array_equal(grid, ((rows + cols) % 10 == 3).astype(float))
+    assert correct.shape == (6, 6, n) and np.array_equal(correct.all(axis=2), (rows + cols) % 10 == 3)
     assert sorted(set(seen)) == [(r, c) for r in range(6) for c in range(6)] and len(seen) == 36 * n
 
 
@@ -45,10 +45,10 @@ def test_an_invariant_model_draws_a_flat_grid_and_a_pixel_map_does_not():
     digits = rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, size=200)
     keras.utils.set_random_seed(1)
-    flat = invariance.accuracy_grid(summed_pixels_model(32).predict, digits, labels, 32, lambda *_: None)
+    flat = invariance.correct_at_offsets(summed_pixels_model(32).predict, digits, labels, 32, lambda *_: None)
     assert np.all(flat == flat[0, 0])
     pixels = models.build("linear", (32, 32, 1))
-    varied = invariance.accuracy_grid(pixels.predict, digits, labels, 32, lambda *_: None)
+    varied = invariance.correct_at_offsets(pixels.predict, digits, labels, 32, lambda *_: None).mean(axis=2)
     assert varied.max() > varied.min()
 
 
@@ -58,6 +58,21 @@ def test_summary_reads_the_grid():
     assert s == {"mean": grid.mean(), "min": 0.0, "centre": 12 / 25, "worst_corner": 0.0}
     grid[0, 0] = 0.9
     assert invariance.summary(grid)["worst_corner"] == 4 / 25
+
+
+def test_noise_finds_the_offset_that_differs_from_the_centre_beyond_chance_and_not_the_others():
+    correct = np.ones((3, 3, 200), bool)
+    correct[:, :, 199] = False  # a digit no offset reads, but (0, 2): one gained, noise
+    correct[0, 2, 199] = True
+    correct[0, 0, :10] = False  # 10 digits lost, none gained: McNemar p = 2 / 2^10, times 8 offsets (Holm) = 0.016
+    correct[2, 2, :2] = False  # 2 lost: p = 0.5, noise
+    result = invariance.noise(correct)
+    assert (result["offsets_worse"], result["offsets_better"]) == (1, 0)
+    p = np.array(result["p_vs_centre"])
+    assert p[0, 0] == pytest.approx(8 * 2 / 1024, abs=1e-6) and p[1, 1] == 1.0 and np.all(np.delete(p.ravel(), 0) > 0.05)
+    assert result["measured_range"] == pytest.approx(11 / 200)
+    assert result["sampling_range"] < result["sampling_range_95"] < result["measured_range"]
+    assert result["centre_low"] < 199 / 200 < result["centre_high"]
 
 
 def test_test_subset_is_seeded_sorted_and_bounded():
@@ -88,3 +103,4 @@ def test_stage_writes_the_grid_with_its_declared_shape_and_a_summary_that_agrees
     assert result["mean"] == pytest.approx(grid.mean(), abs=1e-4)
     assert result["min"] == pytest.approx(grid.min()) and result["centre"] == pytest.approx(grid[2, 2])
     assert result["worst_corner"] == pytest.approx(min(grid[0, 0], grid[0, 4], grid[4, 0], grid[4, 4]))
+    assert result["offsets_worse"] + result["offsets_better"] <= 24 and np.array(result["p_vs_centre"]).shape == (5, 5)

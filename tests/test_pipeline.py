@@ -31,9 +31,14 @@ def ran(out: str) -> set[str]:
 
 def test_repro_runs_every_stage_and_writes_every_declared_output(project):
     root, params, out = project
-    assert ran(out) == {"translate", "report", *(f"{stage}@{name}" for name in params["experiments"]
-                                                 for stage in ("train", "evaluate")),
+    per_experiment = ("train", "evaluate", "seeds")
+    assert ran(out) == {"translate", "compare", "report",
+                        *(f"{stage}@{name}" for name in params["experiments"] for stage in per_experiment),
                         *(f"invariance@{name}" for name in params["invariance"]["experiments"])}
+    study = json.loads((root / "reports/metrics/seeds/linear_mnist.json").read_text())
+    assert study["seeds"] == [1, 2] and study["sd"] is not None
+    comparisons = json.loads((root / "reports/comparisons.json").read_text())
+    assert len(comparisons["pairs"]) == len(params["experiments"]) * (len(params["experiments"]) - 1) // 2
     for name in params["experiments"]:
         assert (root / f"data/models/{name}.keras").stat().st_size > 0
         metrics = json.loads((root / f"reports/metrics/{name}.json").read_text())
@@ -71,11 +76,15 @@ def test_changing_one_experiment_reruns_only_that_experiment_and_metrics_diff_co
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["experiments"][name]["learning_rate"] = 0.05
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    assert ran(sh("dvc", "repro", cwd=root).stdout) == {f"train@{name}", f"evaluate@{name}", "report"}
+    assert ran(sh("dvc", "repro", cwd=root).stdout) == {f"train@{name}", f"evaluate@{name}", f"seeds@{name}",
+                                                        "compare", "report"}
     sh("git", "add", "-A", cwd=root)
     sh("git", "commit", "-q", "-m", "another learning rate", cwd=root)
     changed = json.loads(sh("dvc", "metrics", "diff", "HEAD~1", "--json", cwd=root).stdout)
     assert f"reports/metrics/{name}.json" in changed
+    shown = sh("dvc", "metrics", "show", cwd=root).stdout  # the intervals, the seed study and the tests are metrics
+    assert "test_accuracy_low" in shown and f"reports/metrics/seeds/{name}.json" in shown
+    assert "reports/comparisons.json" in shown
     assert "0.05" in sh("dvc", "params", "diff", "HEAD~1", cwd=root).stdout
 
 
@@ -89,7 +98,7 @@ def with_merged_defaults(raw: dict) -> str:
     text = text.rstrip() + "\nexperiments:\n"
     for name, own in experiments.items():
         text += f"  {name}:\n    <<: *defaults\n" + "".join(f"    {k}: {json.dumps(v)}\n" for k, v in own.items())
-    return text + yaml.safe_dump({"invariance": raw["invariance"]}, sort_keys=False)
+    return text + yaml.safe_dump({key: raw[key] for key in ("seeds", "invariance")}, sort_keys=False)
 
 
 def changed_stages(root) -> set[str]:
@@ -105,7 +114,8 @@ def test_a_changed_default_reruns_exactly_the_experiments_that_take_it(project_c
     assert changed_stages(root) == set()
     # linear_mnist and cnn_centre state their own placement; the other two take the default's
     (root / "params.yaml").write_text((root / "params.yaml").read_text().replace("placement: fresh", "placement: fixed", 1))
-    assert changed_stages(root) == {"train@mlp_translated", "train@cnn_gap_translated", "report"}
+    assert changed_stages(root) == {"train@mlp_translated", "train@cnn_gap_translated", "seeds@mlp_translated",
+                                    "seeds@cnn_gap_translated", "compare", "report"}
 
 
 def test_editing_the_translate_stage_reruns_it_alone(project_copy):

@@ -20,8 +20,27 @@ def exp(name, data="translated", model="linear", placement=None):
 
 
 def metric(accuracy, errors=10, params=100):
-    return {"test_accuracy": accuracy, "test_loss": 0.3, "errors": errors, "epochs": 3, "steps": 1290,
-            "train_seconds": 12.34, "stopped_by": "epochs", "params": params, "test_seconds": 0.1}
+    return {"test_accuracy": accuracy, "test_accuracy_low": accuracy - 0.004, "test_accuracy_high": accuracy + 0.003,
+            "test_loss": 0.3, "errors": errors, "epochs": 3, "steps": 1290, "train_seconds": 12.34,
+            "stopped_by": "epochs", "params": params, "test_seconds": 0.1}
+
+
+ORIGINAL = {"linear_mnist": {"reported": 0.92, "as_printed": "about 92%", "p_value": 0.2, "significant": False},
+            "linear_translated": {"reported": None, "as_printed": "not reported"},
+            "mlp_translated": {"reported": 0.9538, "as_printed": "95.38%", "p_value": 0.04, "significant": True},
+            "cnn_translated": {"reported": 0.9651, "as_printed": "96.51%", "p_value": 1e-9, "significant": True}}
+
+
+def comparisons(names, p_values=None):
+    """What the compare stage writes: every pair tested, p = 0.5 unless `p_values[(a, b)]` says otherwise."""
+    p_values = p_values or {}
+    pairs = {}
+    for i, a in enumerate(names):
+        for b in list(names)[i + 1:]:
+            p = p_values.get((a, b), p_values.get((b, a), 0.5))
+            pairs[f"{a} vs {b}"] = {"p_value": p, "significant": p < 0.05}
+    return {"test_digits": 10000, "pairs": pairs,
+            "original": {name: test for name, test in ORIGINAL.items() if name in names}}
 
 
 NOTEBOOK = {"linear_mnist": exp("linear_mnist", "centred"), "linear_translated": exp("linear_translated"),
@@ -40,15 +59,15 @@ def test_results_table_shows_each_experiment_next_to_the_original():
     metrics = {"linear_mnist": metric(0.9253, params=7850), "linear_translated": metric(0.8811),
                "mlp_translated": metric(0.9601, params=805510), "cnn_translated": metric(0.9688)}
     metrics["cnn_translated"]["stopped_by"] = "patience"
-    table = report.results_table(NOTEBOOK, metrics)
+    table = report.results_table(NOTEBOOK, metrics, ORIGINAL)
     rows = {row[0]: row for row in table.rows}
-    assert rows["`linear_mnist`"][3:5] == ("92.53%", "about 92%")
-    assert rows["`linear_translated`"][4] == "not reported"
-    assert rows["`mlp_translated`"][3:5] == ("96.01%", "95.38%")
+    assert rows["`linear_mnist`"][3:6] == ("92.53%", "92.13–92.83%", "about 92%")
+    assert rows["`linear_translated`"][5] == "not reported"
+    assert rows["`mlp_translated`"][3:6] == ("96.01%", "95.61–96.31%", "95.38%")
     assert rows["`mlp_translated`"][-1] == "805,510"
-    assert rows["`cnn_translated`"][3:7] == ("96.88%", "96.51%", "3 / 1,290 (patience)", "12.3 s")
-    extra = report.results_table({"cnn_gap": exp("cnn_gap", model="cnn_gap")}, {"cnn_gap": metric(0.99)})
-    assert extra.rows[0][4] == "—"  # not an experiment of the notebook
+    assert rows["`cnn_translated`"][5:8] == ("96.51%", "3 / 1,290 (patience)", "12.3 s")
+    extra = report.results_table({"cnn_gap": exp("cnn_gap", model="cnn_gap")}, {"cnn_gap": metric(0.99)}, {})
+    assert extra.rows[0][5] == "—"  # not an experiment of the notebook
     markdown = document.table(table)
     assert "| ---: |" in markdown and markdown.count("\n") == len(NOTEBOOK) + 1
 
@@ -56,26 +75,32 @@ def test_results_table_shows_each_experiment_next_to_the_original():
 def test_discussion_numbers_come_from_the_metrics_and_the_wording_follows_the_sign():
     metrics = {"linear_mnist": metric(0.9253), "linear_translated": metric(0.8811),
                "mlp_translated": metric(0.9601), "cnn_translated": metric(0.9688, errors=312)}
-    text = " ".join(report.discussion(NOTEBOOK, metrics))
-    assert "`cnn_translated` with 96.88% (312 test errors)" in text
+    tests = comparisons(NOTEBOOK, {("linear_mnist", "linear_translated"): 0.0001, ("cnn_translated", "mlp_translated"): 0.0772})
+    text = " ".join(report.discussion(NOTEBOOK, metrics, tests))
+    assert ("`cnn_translated` with 96.88% (96.48–97.18%, 312 test errors); its lead over `mlp_translated` (96.01%) "
+            "is within test-set noise (p = 0.077).") in text
     assert "Translation costs the linear model 4.42 percentage points" in text
-    assert "`linear_mnist` scores 92.53% on centred digits, `linear_translated` 88.11%" in text
-    assert "the MLP (`mlp_translated`, 96.01%) gains 7.90 percentage points over the linear model" in text
+    assert ("`linear_mnist` scores 92.53% on centred digits, `linear_translated` 88.11% on translated ones; "
+            "significant (p < 0.001).") in text
+    assert ("the MLP (`mlp_translated`, 96.01%) gains 7.90 percentage points over the linear model "
+            "(`linear_translated`, 88.11%); within test-set noise (p = 0.500).") in text
     assert "the CNN (`cnn_translated`, 96.88%) gains 0.87 percentage points over the MLP" in text
-    assert "`cnn_translated` scores 96.88% here against 96.51% in the original (0.37 percentage points higher)" in text
-    assert "`linear_mnist` scores 92.53% here against about 92% in the original (0.53 percentage points higher)" in text
+    assert ("`cnn_translated` scores 96.88% here against 96.51% in the original: 0.37 percentage points higher, "
+            "significant (p < 0.001).") in text
+    assert ("`linear_mnist` scores 92.53% here against about 92% in the original: 0.53 percentage points higher, "
+            "within test-set noise (p = 0.200).") in text
 
     # Turn the results around: every comparison must now say the opposite.
     flipped = {"linear_mnist": metric(0.90), "linear_translated": metric(0.91),
                "mlp_translated": metric(0.95), "cnn_translated": metric(0.94)}
-    text = " ".join(report.discussion(NOTEBOOK, flipped))
+    text = " ".join(report.discussion(NOTEBOOK, flipped, comparisons(NOTEBOOK)))
     assert "Translation gains the linear model 1.00 percentage points" in text
     assert "the CNN (`cnn_translated`, 94.00%) loses 1.00 percentage points to the MLP" in text
-    assert "`cnn_translated` scores 94.00% here against 96.51% in the original (2.51 percentage points lower)" in text
-    assert "`mlp_translated` scores 95.00% here against 95.38% in the original (0.38 percentage points lower)" in text
+    assert "`cnn_translated` scores 94.00% here against 96.51% in the original: 2.51 percentage points lower" in text
+    assert "`mlp_translated` scores 95.00% here against 95.38% in the original: 0.38 percentage points lower" in text
 
     level = {name: metric(0.95) for name in NOTEBOOK}
-    text = " ".join(report.discussion(NOTEBOOK, level))
+    text = " ".join(report.discussion(NOTEBOOK, level, comparisons(NOTEBOOK)))
     assert "leaves the linear model's accuracy unchanged" in text and "matches the MLP" in text
 
 
@@ -84,11 +109,54 @@ def test_discussion_compares_only_what_params_holds_and_handles_new_experiments(
                    "cnn_gap": exp("cnn_gap", model="cnn_gap"),
                    "cnn_centre": exp("cnn_centre", model="cnn", placement="centre")}
     metrics = {"cnn_translated": metric(0.97), "cnn_gap": metric(0.985), "cnn_centre": metric(0.40)}
-    text = " ".join(report.discussion(experiments, metrics))
+    text = " ".join(report.discussion(experiments, metrics, comparisons(experiments)))
     assert "the global-pooling CNN (`cnn_gap`, 98.50%) gains 1.50 percentage points over the CNN" in text
     assert ("Trained only on digits at the canvas centre, the CNN (`cnn_centre`) scores 40.00% on the translated "
             "test set, 57.00 percentage points lower than when trained on translated digits") in text
     assert "Translation" not in text and "MLP" not in text and "mlp" not in text
+
+
+def seed_runs(mean, sd, runs=3):
+    """What the seeds stage writes, in short."""
+    return {"runs": runs if sd is not None else 1, "mean": mean, "sd": sd, "min": mean - (sd or 0),
+            "max": mean + (sd or 0), "test_sd": 0.002}
+
+
+def test_seed_table_says_which_noise_is_larger():
+    table = report.seed_table({"a": seed_runs(0.95, 0.004), "b": seed_runs(0.99, 0.001), "c": seed_runs(0.9, None)})
+    assert table.rows == (("`a`", "3", "95.00%", "94.60–95.40%", "0.40", "0.20", "seed"),
+                          ("`b`", "3", "99.00%", "98.90–99.10%", "0.10", "0.20", "test set"),
+                          ("`c`", "1", "90.00%", "90.00–90.00%", "—", "0.20", "—"))
+
+
+def test_seed_noise_bounds_a_difference_of_two_runs_and_names_what_it_assumes():
+    study = {"a": seed_runs(0.95, 0.003), "b": seed_runs(0.96, 0.004), "c": seed_runs(0.97, None)}
+    # two runs of a and b differ by their seeds alone with sd sqrt(0.3^2 + 0.4^2) = 0.5 points: bound 1.00
+    assert report.seed_noise("a", "b", 0.0101, study) == (True, "beyond seed noise (±1.00 points)")
+    assert report.seed_noise("a", "b", -0.0099, study) == (False, "within seed noise (±1.00 points)")
+    beyond, text = report.seed_noise("c", "a", 0.02, study)  # c has one run: it takes b's 0.4, the largest
+    assert beyond and text == "beyond seed noise (±1.00 points), taking `c` to vary like the most variable measured"
+    assert report.seed_noise("c", "c", 0.5, {"c": seed_runs(0.9, None)}) == (None, "not measured (one run each)")
+
+
+def test_claims_table_holds_every_comparison_of_the_discussion_against_both_noises():
+    accuracy = {"linear_mnist": 0.9253, "linear_translated": 0.8811, "mlp_translated": 0.9601, "cnn_translated": 0.9688}
+    study = {"linear_mnist": seed_runs(0.925, 0.002), "linear_translated": seed_runs(0.88, 0.002),
+             "mlp_translated": seed_runs(0.96, 0.003), "cnn_translated": seed_runs(0.97, None)}
+    tests = comparisons(NOTEBOOK, {("linear_mnist", "linear_translated"): 1e-9, ("mlp_translated", "linear_translated"): 1e-9,
+                                   ("cnn_translated", "mlp_translated"): 0.01})
+    rows = {row[0]: row for row in report.claims_table(NOTEBOOK, accuracy, tests, study).rows}
+    assert list(rows) == ["`linear_translated` − `linear_mnist`", "`mlp_translated` − `linear_translated`",
+                          "`cnn_translated` − `mlp_translated`"]
+    assert rows["`linear_translated` − `linear_mnist`"][1:] == (
+        "-4.42", "significant (p < 0.001)", "beyond seed noise (±0.57 points)", "yes")
+    cnn = rows["`cnn_translated` − `mlp_translated`"]  # 0.87 points against 2 * sqrt(0.3^2 + 0.3^2) = 0.85
+    assert cnn[2:] == ("significant (p = 0.010)",
+                       "beyond seed noise (±0.85 points), taking `cnn_translated` to vary like the most variable measured",
+                       "yes")
+    study["mlp_translated"] = seed_runs(0.96, 0.01)  # a noisier MLP: the same 0.87 points no longer stand out
+    rows = {row[0]: row for row in report.claims_table(NOTEBOOK, accuracy, tests, study).rows}
+    assert rows["`cnn_translated` − `mlp_translated`"][4] == "no"
 
 
 def test_mistakes_count_from_the_predictions_and_ties_go_to_the_lower_digit():
@@ -157,10 +225,14 @@ def test_a_hostile_experiment_name_shows_as_written_in_headings_tables_sentences
                "confusion": figure, "errors": figure, "mistakes": report.mistakes(np.arange(3), np.arange(3)),
                "errors_shown": 0, "least_confidence": None}
     markdown = document.render(
-        "report.md.j2", results=report.results_table(experiments, metrics), digit_size=28,
+        "report.md.j2", results=report.results_table(experiments, metrics, {}), digit_size=28, test_digits=10000,
         centred={"figure": figure, "height": 28, "width": 28, "max_offset": 0},
         translated={"figure": figure, "height": 32, "width": 32, "max_offset": 4},
-        experiments={"centred": [section], "translated": []}, discussion=report.discussion(experiments, metrics),
+        experiments={"centred": [section], "translated": []},
+        discussion=report.discussion(experiments, metrics, comparisons(experiments)),
+        seeds=report.seed_table({name: seed_runs(0.8, None) for name in experiments}),
+        claims=report.claims_table(experiments, {name: m["test_accuracy"] for name, m in metrics.items()},
+                                   comparisons(experiments), {name: seed_runs(0.8, None) for name in experiments}),
         invariance=None)
     page = document.to_html(markdown, tmp_path)
 
@@ -173,6 +245,7 @@ def test_a_hostile_experiment_name_shows_as_written_in_headings_tables_sentences
     assert f"<h3><code>{shown}</code>: linear model</h3>" in page
     assert f"<td><code>{shown}</code></td>" in page  # the results table
     assert f"Translation costs the linear model 10.00 percentage points: <code>{shown}</code> scores" in page
+    assert f"its lead over <code>lin_t</code> (80.00%) is within test-set noise" in page
     assert f"stopped by <code>{shown}</code>." in page
     for alt in (f"Weight maps of {shown}", f"Training curves of {shown}", f"Confusion matrix of {shown}"):
         assert f'alt="{alt}"' in page
@@ -181,12 +254,16 @@ def test_a_hostile_experiment_name_shows_as_written_in_headings_tables_sentences
     check_balanced(page)
 
 
-def grid_result(grid):
+def grid_result(grid, worse=0, better=0):
+    """What the invariance stage writes, with made-up counts of offsets beyond noise and a sampling range."""
     grid = np.asarray(grid, dtype=float)
     last = len(grid) - 1
-    return {"mean": grid.mean(), "min": grid.min(), "centre": grid[last // 2, last // 2],
+    centre = grid[last // 2, last // 2]
+    return {"mean": grid.mean(), "min": grid.min(), "centre": centre,
             "worst_corner": min(grid[0, 0], grid[0, last], grid[last, 0], grid[last, last]),
-            "test_digits": 100, "canvas": 30, "grid": grid.tolist()}
+            "centre_low": centre - 0.02, "centre_high": min(1.0, centre + 0.01), "offsets_worse": worse,
+            "offsets_better": better, "measured_range": float(np.ptp(grid)), "sampling_range": 0.02,
+            "sampling_range_95": 0.03, "test_digits": 100, "canvas": 30, "grid": grid.tolist()}
 
 
 def test_invariance_findings_say_which_model_loses_how_much_away_from_its_training_position():
@@ -194,16 +271,21 @@ def test_invariance_findings_say_which_model_loses_how_much_away_from_its_traini
                    "gap_c": exp("gap_c", model="cnn_gap", placement="centre")}
     peaked = np.full((3, 3), 0.5)
     peaked[1, 1] = 0.99
-    results = {"cnn_t": grid_result(np.full((3, 3), 0.98) + np.eye(3) / 100), "cnn_c": grid_result(peaked),
+    results = {"cnn_t": grid_result(np.full((3, 3), 0.98) + np.eye(3) / 100), "cnn_c": grid_result(peaked, worse=8),
                "gap_c": grid_result(np.full((3, 3), 0.97))}
     text = " ".join(report.invariance_findings(experiments, results))
     assert "Not by its architecture alone: trained at one position, the original CNN loses 49.00 percentage points" in text
-    assert "varies by 1.00 points" in text and "comes mostly from the training data" in text
+    assert "varies by 1.00 points across the offsets, where sampling alone gives up to 3.00" in text
+    assert "comes mostly from the training data" in text
+    assert ("(mean 98.33%): a range of 1.00 points against 2.00 expected from sampling alone (95th percentile 3.00); "
+            "0 of its 8 other offsets score lower than the centre beyond sampling noise and 0 higher") in text
+    assert "loses 49.00 percentage points away from where it was trained (mean over all offsets 55.44%); 8 of its" in text
     assert "global-pooling CNN (`gap_c`) scores 97.00% with the digit at the centre and 97.00% in the worst corner: it loses nothing" in text
     assert "`gap_c` (global-pooling CNN) keeps most of its accuracy away from the centre (0.00 points lost" in text
     assert "`cnn_c` (CNN) the least (49.00 points)" in text
     table = report.invariance_table(experiments, results)
-    assert table.rows[1] == ("`cnn_c`", "CNN", "trained at the centre", "55.44%", "50.00%", "99.00%", "50.00%")
+    assert table.rows[1] == ("`cnn_c`", "CNN", "trained at the centre", "55.44%", "50.00%", "99.00%",
+                             "97.00–100.00%", "50.00%", "8 / 0", "49.00 / 3.00")
     grids = report.invariance_grids(experiments, results)
     assert list(grids) == ["trained on translated digits", "trained at the centre"]
     assert list(grids["trained at the centre"]) == ["CNN", "global-pooling CNN"]
@@ -251,7 +333,7 @@ def test_report_stage_writes_every_figure_it_links_and_embeds_them_all(reported)
         wrong = int(np.sum(rows[:, 1] != rows[:, 2]))
         assert f"{wrong:,} of {len(rows):,} test images are off the diagonal." in text
     # the speed measurements have their own page
-    assert "## Speed" in markdown and "[speed.md](speed.md)" in markdown and ".json" not in markdown
+    assert "## Speed" in markdown and "[speed.md](speed.md)" in markdown and "reports/benchmarks" not in markdown
 
 
 def test_report_stage_is_deterministic(reported):
