@@ -243,16 +243,20 @@ def invariance_grids(experiments: dict[str, Experiment], results: dict[str, dict
     return grids
 
 
+def with_interval(accuracy: float, digits: int) -> str:
+    """'99.60% (98.98–99.84%)': an accuracy measured on `digits` test digits, with its 95% interval."""
+    return f"{percent(accuracy)} ({interval(*statistics.wilson(round(accuracy * digits), digits))})"
+
+
 def invariance_table(experiments: dict[str, Experiment], results: dict[str, dict]) -> Table:
     rows = tuple((code(name), MODEL_NAMES[experiments[name].model], condition(experiments[name]),
-                  percent(r["mean"]), percent(r["min"]), percent(r["centre"]),
-                  interval(r["centre_low"], r["centre_high"]),
-                  percent(r["worst_corner"]), f"{r['offsets_worse']} / {r['offsets_better']}",
+                  percent(r["mean"]), percent(r["min"]), with_interval(r["centre"], r["test_digits"]),
+                  with_interval(r["worst_corner"], r["test_digits"]), f"{r['offsets_worse']} / {r['offsets_better']}",
                   f"{_points(r['measured_range']):.2f} / {_points(r['sampling_range_95']):.2f}")
                  for name, r in results.items())
-    return Table(("experiment", "model", "training", "mean", "minimum", "centre", "centre: 95% interval",
-                  "worst corner", "offsets worse / better than centre", "range / by sampling alone (points)"), rows,
-                 (False, False, False) + (True,) * 7)
+    return Table(("experiment", "model", "training", "mean", "minimum", "centre (95% interval)",
+                  "worst corner (95% interval)", "offsets worse / better than centre",
+                  "range / by sampling alone (points)"), rows, (False, False, False) + (True,) * 6)
 
 
 def offsets_beyond_noise(r: dict) -> str:
