@@ -461,8 +461,10 @@ def test_training_stopped_mid_run_resumes_to_the_same_bytes(project, sig):
     name = "cnn_centre"
     before = outputs(project)
     state = project / f"data/checkpoints/{name}/state.json"
+    # Ctrl-C as a terminal delivers it, even where this run inherited SIGINT ignored (a shell's background job)
     process = subprocess.Popen([sys.executable, "-m", "stages.train", name], cwd=project, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not state.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
