@@ -30,37 +30,14 @@ from stages import datasets, files, models, params, paths, training  # noqa: E40
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compute import matmul_peak, training_flops_per_image  # noqa: E402  (benchmarks/compute.py)
 
 OUTPUT = paths.BENCHMARK
 TARGET = 0.965
 EXPERIMENT = "cnn_translated"
 # Each run's process environment: (a) is plain Keras, so TensorFlow's kernels rather than the stages' oneDNN.
 ENVIRONMENT = {"original": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "default": {}}
-
-
-def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
-    """Best GFLOP/s of a float32 (size x size) @ (size x size) product on this machine."""
-    a = keras.ops.convert_to_tensor(np.random.default_rng(0).random((size, size), dtype=np.float32))
-    keras.ops.convert_to_numpy(keras.ops.matmul(a, a))  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
-
-
-def training_flops_per_image(model: keras.Model) -> float:
-    """Multiply-adds of the conv and dense layers, x2 for FLOPs, x3 for forward plus backward."""
-    forward = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            kh, kw, c_in, c_out = layer.kernel.shape
-            _, h, w, _ = layer.output.shape
-            forward += 2 * kh * kw * c_in * c_out * h * w
-        elif isinstance(layer, keras.layers.Dense):
-            forward += 2 * int(np.prod(layer.kernel.shape))
-    return 3 * forward
 
 
 class TestCheck(keras.callbacks.Callback):
@@ -102,7 +79,8 @@ def settings() -> dict[str, params.Experiment]:
     line sets them; (b) params.yaml's cnn_translated as it is."""
     default = params.load().experiment(EXPERIMENT)
     original = default.model_copy(update=dict(placement="fixed", optimizer="adam", learning_rate=1e-4,
-                                              schedule="constant", warmup_epochs=0, batch_size=50, seed=1))
+                                              schedule="constant", warmup_epochs=0, batch_size=50, seed=1,
+                                              precision="float32"))
     return {"original": original, "default": default}
 
 

@@ -5,7 +5,8 @@
 Copies the project (the files git would commit) to a scratch folder that shares this checkout's
 DVC cache, and there runs every stage of dvc.yaml alone with `dvc repro --force --single-item`, in
 `dvc stage list` order (a topological one), recording each stage's seconds and peak memory in
-reports/benchmarks/pipeline_time.json. As long as a full `make repro` (most of an hour with the
+reports/benchmarks/pipeline_time.json, with each stage's work, bound and share of it
+(benchmarks/compute.py, whose float32 matrix-product peak is measured first, on the idle machine). As long as a full `make repro` (most of an hour with the
 default params on 2 cores); this checkout's outputs are not touched. Because the cache is shared,
 what the copy trains lands in DVC's run cache, and a `dvc repro` here afterwards restores those
 stages instead of training them again. The file is rewritten after every stage, so an interrupted
@@ -15,6 +16,7 @@ that other work on the machine slowed. A stage of the benchmarks pipeline (bench
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -58,6 +60,24 @@ def run_stage(name: str, cwd: Path) -> dict:
     return {"stage": name, "seconds": round(time.perf_counter() - start, 1), "peak_mb": round(usage.ru_maxrss / 1024)}
 
 
+def yardstick() -> dict:
+    """benchmarks/compute.py in its own process: the peak, and each stage's work."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compute.py")], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def efficiency(result: dict) -> None:
+    """Each stage's bound (its work at the peak) and share (bound over measured time), and the whole's."""
+    peak, work = result["matmul_peak_gflops"], result["work_gflop"]
+    for stage in result["stages"]:
+        bound = work.get(stage["stage"], 0.0) / peak
+        stage |= {"work_gflop": work.get(stage["stage"], 0.0), "bound_seconds": round(bound, 1),
+                  "share": round(bound / stage["seconds"], 3)}
+    result["bound_seconds"] = round(sum(s["bound_seconds"] for s in result["stages"]), 1)
+    result["share"] = round(result["bound_seconds"] / result["seconds"], 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stages", nargs="*", help="time only these stages again (default: every stage)")
@@ -69,7 +89,7 @@ def main() -> None:
     if args.stages and not OUTPUT.exists():
         parser.error(f"no {OUTPUT} to amend: time the whole pipeline first")
     todo = args.stages or names
-    result = files.read_json(OUTPUT) if args.stages else {"cores": os.cpu_count(), "stages": []}
+    result = files.read_json(OUTPUT) if args.stages else {"cores": os.cpu_count(), "stages": []} | yardstick()
     with tempfile.TemporaryDirectory(prefix="pipeline-time-") as scratch:
         copy = Path(scratch)
         scratch_copy(copy)
@@ -82,10 +102,12 @@ def main() -> None:
             result["stages"] = sorted(rows, key=lambda s: names.index(s["stage"]))
             result["complete"] = {s["stage"] for s in result["stages"]} == set(names)
             result["seconds"] = round(sum(s["seconds"] for s in result["stages"]), 1)
+            efficiency(result)
             files.write_json(OUTPUT, result)
             print(f"  [{i}/{len(todo)}] {name:<32} {timing['seconds']:7.1f} s  peak {timing['peak_mb']:6,} MB",
                   flush=True)
-    print(f"whole pipeline {result['seconds'] / 60:.1f} minutes; largest peak "
+    print(f"whole pipeline {result['seconds'] / 60:.1f} minutes, {result['share']:.0%} of its compute bound "
+          f"({result['bound_seconds'] / 60:.1f} minutes at {result['matmul_peak_gflops']:.0f} GFLOP/s); largest peak "
           f"{max(s['peak_mb'] for s in result['stages']):,} MB; wrote {OUTPUT}")
 
 

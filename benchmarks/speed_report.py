@@ -94,11 +94,15 @@ def pipeline_timing(pipeline: dict) -> dict:
     """benchmarks/pipeline_time.py: every stage of `dvc repro --force`, run alone."""
     stages = pipeline["stages"]
     rows = tuple((Markdown(code(s["stage"]) + (" (timed again)" if s.get("retimed") else "")),
-                  f"{s['seconds']:,.1f} s", f"{s['peak_mb']:,} MB") for s in stages)
+                  f"{s['work_gflop'] / 1000:,.2f}", f"{s['bound_seconds']:,.1f} s", f"{s['seconds']:,.1f} s",
+                  f"{s['share']:.0%}" if s["work_gflop"] else "–", f"{s['peak_mb']:,} MB") for s in stages)
     return {"complete": pipeline["complete"], "stages": len(stages), "cores": pipeline["cores"],
             "minutes": pipeline["seconds"] / 60, "peak_mb": max(s["peak_mb"] for s in stages),
-            "retimed": any(s.get("retimed") for s in stages),
-            "table": Table(("stage", "time", "peak memory"), rows, (False, True, True))}
+            "retimed": any(s.get("retimed") for s in stages), "peak_gflops": pipeline["matmul_peak_gflops"],
+            "work_tflop": pipeline["total_tflop"], "bound_minutes": pipeline["bound_seconds"] / 60,
+            "share": pipeline["share"],
+            "table": Table(("stage", "work (TFLOP)", "bound", "time", "share of bound", "peak memory"), rows,
+                           (False, True, True, True, True, True))}
 
 
 def time_to_accuracy_figure(benchmark: dict) -> Path:

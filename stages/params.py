@@ -80,6 +80,8 @@ class Experiment(Section):
     target_accuracy: Annotated[float, Strict(), Field(gt=0, le=1)] | None
     max_seconds: Positive | None
     seed: Seed
+    precision: Literal["float32", "mixed_bfloat16", "auto"]
+    data_parallel: Annotated[bool, Strict()]
 
     @model_validator(mode="after")
     def _centred_data_stays_put(self):

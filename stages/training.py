@@ -5,6 +5,7 @@ Backend-neutral Keras 3 (the stages run under KERAS_BACKEND=jax too); used by th
 stage and by benchmarks/cnn_speed.py.
 """
 
+import contextlib
 import hashlib
 import json
 import math
@@ -92,6 +93,21 @@ def make_deterministic(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def devices_scope(exp: Experiment) -> contextlib.AbstractContextManager:
+    """Where the model is built and trained: by default Keras' first device; with `data_parallel`, every
+    device of the backend's kind (GPUs, else CPUs), each computing its share of every batch on a copy of
+    the weights. Keras' DataParallel on JAX; its TensorFlow backend has none yet, so tf.distribute's
+    MirroredStrategy there, the second backend-specific line."""
+    if not exp.data_parallel:
+        return contextlib.nullcontext()
+    devices = keras.distribution.list_devices()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy([f"/{device}" for device in devices]).scope()
+    return keras.distribution.DataParallel(devices=devices).scope()
+
+
 def learning_rate(exp: Experiment, steps_per_epoch: int):
     """A constant rate, or linear warm-up then cosine decay to zero over the planned steps."""
     if exp.schedule == "constant":
@@ -108,7 +124,28 @@ def learning_rate(exp: Experiment, steps_per_epoch: int):
     )
 
 
+def native_bfloat16() -> bool:
+    """Whether Keras computes on a CPU with bfloat16 arithmetic of its own (AVX-512 BF16 or AMX)."""
+    if not keras.distribution.list_devices()[0].lower().startswith("cpu"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:  # not Linux: no way to tell, so the safe choice
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def dtype_policy(exp: Experiment) -> str:
+    """'auto' is mixed bfloat16 where the CPU computes it natively (our CNNs train 1.5-2x faster,
+    benchmarks/cnn_levers.py) and float32 elsewhere, where bfloat16 is emulated and slower."""
+    if exp.precision == "auto":
+        return "mixed_bfloat16" if native_bfloat16() else "float32"
+    return exp.precision
+
+
 def compiled_model(exp: Experiment, input_shape: tuple[int, ...], steps_per_epoch: int) -> keras.Model:
+    # Layers take the policy when built; the saved model keeps it, so evaluation computes alike.
+    keras.mixed_precision.set_global_policy(dtype_policy(exp))
     model = models.build(exp.model, input_shape)
     optimizer = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[exp.optimizer]
     model.compile(
@@ -132,7 +169,7 @@ def variables(model: keras.Model) -> list:
 
 def save_variables(model: keras.Model, path: Path) -> None:
     with files.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, *(keras.ops.convert_to_numpy(v.value) for v in variables(model)))
+        np.savez(f, *(v.numpy() for v in variables(model)))
 
 
 def load_variables(model: keras.Model, path: Path) -> None:
@@ -252,18 +289,20 @@ def fit(exp: Experiment, data: dict[str, np.ndarray], checkpoints: Checkpoints) 
     make_deterministic(exp.seed)
     batches = TrainBatches.of(exp, data)
     x_val, y_val = datasets.as_input(data["x_val"]), data["y_val"].astype(np.int32)
-    model = compiled_model(exp, x_val.shape[1:], batches.steps_per_epoch)
-    state = checkpoints.resume(model)
-    if state["epoch"]:
-        print(f"train: resuming {exp.name} after epoch {state['epoch']} of {exp.epochs}")
-    batches.first_epoch = state["epoch"]
-    if state["epoch"] < exp.epochs and state["stopped_by"] == "epochs":
-        model.fit(batches, steps_per_epoch=batches.steps_per_epoch, epochs=exp.epochs, initial_epoch=state["epoch"],
-                  validation_data=(x_val, y_val), validation_batch_size=VALIDATION_BATCH, shuffle=False,
-                  callbacks=[StoppingRules(exp, state), checkpoints], verbose=1 if sys.stdout.isatty() else 2)
-    if exp.patience and state["stopped_by"] != "diverged" and state["best_epoch"] != state["epoch"]:
-        checkpoints.restore_best(model)
-        print(f"train: restored the weights of epoch {state['best_epoch']} (lowest validation loss)")
+    with devices_scope(exp):
+        model = compiled_model(exp, x_val.shape[1:], batches.steps_per_epoch)
+        state = checkpoints.resume(model)
+        if state["epoch"]:
+            print(f"train: resuming {exp.name} after epoch {state['epoch']} of {exp.epochs}")
+        batches.first_epoch = state["epoch"]
+        if state["epoch"] < exp.epochs and state["stopped_by"] == "epochs":
+            model.fit(batches, steps_per_epoch=batches.steps_per_epoch, epochs=exp.epochs,
+                      initial_epoch=state["epoch"], validation_data=(x_val, y_val),
+                      validation_batch_size=VALIDATION_BATCH, shuffle=False,
+                      callbacks=[StoppingRules(exp, state), checkpoints], verbose=1 if sys.stdout.isatty() else 2)
+        if exp.patience and state["stopped_by"] != "diverged" and state["best_epoch"] != state["epoch"]:
+            checkpoints.restore_best(model)
+            print(f"train: restored the weights of epoch {state['best_epoch']} (lowest validation loss)")
     return model, state
 
 

@@ -2,17 +2,41 @@ import re
 
 import yaml
 
-from stages import models
+from stages import models, params
 from tests.conftest import REPO, benchmark_script
 
 
+CNN_CONV = 2 * 5 * 5 * 1 * 32 * 40 * 40  # 'same' padding: one 5x5x1 kernel per output pixel and channel
+CNN_DENSE = 2 * (20 * 20 * 32 * 1024 + 1024 * 10)
+
+
 def test_training_flops_count_every_conv_and_dense_multiply_add_three_times():
-    cnn_speed = benchmark_script("cnn_speed")
-    conv = 2 * 5 * 5 * 1 * 32 * 40 * 40  # 'same' padding: one 5x5x1 kernel per output pixel and channel
-    dense = 2 * (20 * 20 * 32 * 1024 + 1024 * 10)
-    assert cnn_speed.training_flops_per_image(models.cnn((40, 40, 1))) == 3 * (conv + dense)
+    compute = benchmark_script("compute")
+    assert compute.training_flops_per_image(models.cnn((40, 40, 1))) == 3 * (CNN_CONV + CNN_DENSE)
     # about the 87 MFLOP the speed issue quotes for the notebook's CNN
-    assert 86e6 < 3 * (conv + dense) < 88e6
+    assert 86e6 < 3 * (CNN_CONV + CNN_DENSE) < 88e6
+
+
+def test_stage_work_counts_training_validation_scoring_seeds_and_grids():
+    compute, p = benchmark_script("compute"), params.load(REPO / "params.yaml")
+    work, exp, forward = compute.stage_work(p), p.experiment("cnn_translated"), CNN_CONV + CNN_DENSE
+    n_val = p.data.validation_size
+    run = exp.epochs * (3 * forward * (60_000 - n_val) + forward * n_val)
+    assert work["train@cnn_translated"] == run
+    assert work["evaluate@cnn_translated"] == forward * 10_000
+    assert work["seeds@cnn_translated"] == (p.seeds["cnn_translated"] - 1) * (run + forward * 10_000)
+    assert work["invariance@cnn_translated"] == forward * p.invariance.test_digits * 13 ** 2  # offsets 0..12
+    assert 200e12 < sum(work.values()) < 300e12  # the speed issue estimated about 215 TFLOP
+
+
+def test_a_stage_share_is_its_work_at_the_peak_over_its_time():
+    pipeline_time = benchmark_script("pipeline_time")
+    result = {"matmul_peak_gflops": 100.0, "work_gflop": {"train@a": 500.0, "evaluate@a": 10.0},
+              "stages": [{"stage": "download", "seconds": 5.0}, {"stage": "train@a", "seconds": 10.0},
+                         {"stage": "evaluate@a", "seconds": 1.0}], "seconds": 16.0}
+    pipeline_time.efficiency(result)
+    assert [s["share"] for s in result["stages"]] == [0.0, 0.5, 0.1]
+    assert result["bound_seconds"] == 5.1 and result["share"] == round(5.1 / 16, 3)
 
 
 def test_every_lever_changes_one_known_setting():

@@ -16,7 +16,7 @@ def exp(name, data="translated", model="linear", placement=None):
     return Experiment(name=name, data=data, placement=placement or ("fixed" if data == "centred" else "fresh"),
                       model=model, optimizer="adam", learning_rate=0.002, schedule="cosine", warmup_epochs=0,
                       batch_size=128, epochs=3, max_steps=None, patience=None, target_accuracy=None,
-                      max_seconds=None, seed=1)
+                      max_seconds=None, seed=1, precision="float32", data_parallel=False)
 
 
 def metric(accuracy, errors=10, params=100):

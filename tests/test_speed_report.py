@@ -38,7 +38,10 @@ def levers():
 def pipeline(complete=True):
     stages = [{"stage": "download", "seconds": 30.0, "peak_mb": 300}, {"stage": "train@lin", "seconds": 90.0,
                                                                         "peak_mb": 2100}]
-    return {"cores": 2, "complete": complete, "stages": stages, "seconds": 120.0}
+    result = {"cores": 2, "complete": complete, "stages": stages, "seconds": 120.0, "matmul_peak_gflops": 100.0,
+              "work_gflop": {"train@lin": 4500.0}, "total_tflop": 4.5}
+    benchmark_script("pipeline_time").efficiency(result)
+    return result
 
 
 def render(folder, monkeypatch, timings=None):
@@ -95,7 +98,9 @@ def test_the_page_shows_every_measurement_and_embeds_its_figure(tmp_path, monkey
 def test_pipeline_timing_sums_the_stages_and_says_when_the_run_stopped_early(tmp_path, monkeypatch):
     markdown, _ = render(tmp_path, monkeypatch)
     assert "The whole pipeline, one stage at a time" in words(markdown) and "2.0 minutes" in markdown
-    assert "2,100 MB" in markdown and "| `train@lin` | 90.0 s | 2,100 MB |" in markdown
+    assert "2,100 MB" in markdown and "| `train@lin` | 4.50 | 45.0 s | 90.0 s | 50% | 2,100 MB |" in markdown
+    assert "| `download` | 0.00 | 0.0 s | 30.0 s | – | 300 MB |" in markdown
+    assert "is 0.8 minutes: the pipeline ran at **38% of its compute bound**." in words(markdown)
     assert "timed again" not in markdown
     markdown, _ = render(tmp_path, monkeypatch, pipeline(complete=False))
     assert "The first 2 stages of the pipeline, one stage at a time" in words(markdown)
@@ -105,8 +110,8 @@ def test_pipeline_timing_marks_the_stages_timed_again_alone(tmp_path, monkeypatc
     timings = pipeline()
     timings["stages"][1]["retimed"] = True
     markdown, _ = render(tmp_path, monkeypatch, timings)
-    assert "MB. Stages marked “timed again” come from a later run of just those stages." in words(markdown)
-    assert "| `download` | 30.0 s |" in markdown and "| `train@lin` (timed again) | 90.0 s |" in markdown
+    assert "float32's. Stages marked “timed again” come from a later run of just those stages." in words(markdown)
+    assert "| `download` | 0.00 |" in markdown and "| `train@lin` (timed again) | 4.50 |" in markdown
 
 
 def test_the_same_measurements_give_the_same_bytes(tmp_path, monkeypatch):

@@ -210,3 +210,25 @@ def test_every_placement_feeds_float32_images_scaled_to_one(tiny_data):
         if placement == "fixed":
             assert np.array_equal(x, datasets.as_input(data["x_train"][batches._order]))
 
+
+
+@pytest.mark.parametrize("native, expected", [(True, "mixed_bfloat16"), (False, "float32")])
+def test_auto_precision_computes_in_bfloat16_only_where_the_cpu_has_it_and_the_saved_model_keeps_it(
+        tiny_data, monkeypatch, native, expected):
+    from stages import saved_models
+
+    monkeypatch.setattr(training, "native_bfloat16", lambda: native)
+    model, state = run(experiment(model="cnn", precision="auto", epochs=1), tiny_data)
+    assert state["stopped_by"] == "epochs"
+    conv = model.get_layer("conv")
+    assert conv.dtype_policy.name == expected and conv.compute_dtype == expected.removeprefix("mixed_")
+    assert conv.kernel.dtype == "float32"  # the weights stay float32 either way
+    training.save_model(model, tiny_data / "saved.keras")
+    assert saved_models.load(tiny_data / "saved.keras").get_layer("conv").dtype_policy.name == expected
+    keras.mixed_precision.set_global_policy("float32")  # the global policy outlives the test otherwise
+
+
+def test_float32_is_float32_whatever_the_cpu(monkeypatch):
+    monkeypatch.setattr(training, "native_bfloat16", lambda: True)
+    assert training.dtype_policy(experiment(precision="float32")) == "float32"
+    assert training.dtype_policy(experiment(precision="mixed_bfloat16")) == "mixed_bfloat16"
