@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import sys
 import time
 import zipfile
@@ -93,6 +94,9 @@ def make_deterministic(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+_cluster: list[bool] = []  # whether this process joined a cluster of hosts
+
+
 def devices_scope(exp: Experiment) -> contextlib.AbstractContextManager:
     """Where the model is built and trained: by default Keras' first device; with `data_parallel`, every
     device of the backend's kind (GPUs, else CPUs), each computing its share of every batch on a copy of
@@ -100,6 +104,11 @@ def devices_scope(exp: Experiment) -> contextlib.AbstractContextManager:
     MirroredStrategy there, the second backend-specific line."""
     if not exp.data_parallel:
         return contextlib.nullcontext()
+    if keras.backend.backend() == "jax" and "KERAS_DISTRIBUTION_NUM_PROCESSES" in os.environ and not _cluster:
+        # Several hosts, one process each, as their launcher's environment says (README, Scaling out);
+        # once per process, before JAX computes anything
+        keras.distribution.initialize()
+        _cluster.append(True)
     devices = keras.distribution.list_devices()
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -286,10 +295,11 @@ def fingerprint(exp: Experiment, data_file: Path) -> str:
 def fit(exp: Experiment, data: dict[str, np.ndarray], checkpoints: Checkpoints) -> tuple[keras.Model, dict]:
     """Train the experiment's model, resuming from `checkpoints` if they match. Returns the model and
     the run's state; its `stopped_by` says 'diverged' if training broke down (no weights worth keeping)."""
+    devices = devices_scope(exp)  # before anything computes: a cluster must be joined first
     make_deterministic(exp.seed)
     batches = TrainBatches.of(exp, data)
     x_val, y_val = datasets.as_input(data["x_val"]), data["y_val"].astype(np.int32)
-    with devices_scope(exp):
+    with devices:
         model = compiled_model(exp, x_val.shape[1:], batches.steps_per_epoch)
         state = checkpoints.resume(model)
         if state["epoch"]:

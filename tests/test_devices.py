@@ -56,14 +56,15 @@ models.build = lambda name, shape: keras.Sequential([keras.Input(shape), Probe()
 folder = Path(tempfile.mkdtemp())
 write_datasets(folder)
 data = files.load_npz(folder / "translated.npz")
-result = {"devices": keras.distribution.list_devices()}
-for parallel in (False, True):
+result = {}
+for parallel in (True, False):  # a cluster is joined before anything computes
     seen.clear()
     exp = experiment(model="mlp", data_parallel=parallel, epochs=3)
     model, state = training.fit(exp, data, training.Checkpoints(folder / "checkpoints", f"run{parallel:d}", "x"))
     predicted = np.asarray(model.predict(datasets.as_input(data["x_test"]), verbose=0)).argmax(axis=1)
     result[str(parallel)] = {"accuracy": float(np.mean(predicted == data["y_test"])),
                              "device_batch": sorted(set(seen)), "batch": exp.batch_size}
+result["devices"] = keras.distribution.list_devices()
 print("RESULT" + json.dumps(result))
 """
 
@@ -94,3 +95,11 @@ def test_data_parallel_on_two_jax_devices_splits_each_batch_and_learns_the_same(
 def test_data_parallel_on_two_tensorflow_devices_splits_each_batch_and_learns_the_same():
     pytest.importorskip("tensorflow")
     check(train_both_ways("tensorflow"))
+
+
+def test_data_parallel_in_a_one_process_jax_cluster_joins_it_and_splits_each_batch():
+    # What a launcher sets on every host; one process here, on two local devices.
+    pytest.importorskip("jax")
+    check(train_both_ways("jax", XLA_FLAGS="--xla_force_host_platform_device_count=2",
+                          KERAS_DISTRIBUTION_JOB_ADDRESSES="127.0.0.1:23457", KERAS_DISTRIBUTION_NUM_PROCESSES="1",
+                          KERAS_DISTRIBUTION_PROCESS_ID="0"))
