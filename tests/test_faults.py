@@ -488,7 +488,7 @@ def test_training_stopped_mid_run_resumes_to_the_same_bytes(project, sig):
 
 def test_two_repros_at_once_the_second_stops_at_dvcs_lock(project_copy):
     dvc = str(Path(sys.executable).parent / "dvc")
-    with changed_params(project_copy, setter("experiments", "cnn_gap_translated", "learning_rate", value=0.003)):
+    with changed_params(project_copy, setter("experiments", "cnn_gap_translated", "epochs", value=5)):
         first = subprocess.Popen([dvc, "repro"], cwd=project_copy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  text=True, env=user_env())
         for line in first.stdout:  # wait until it trains, reading the data a second repro would check
