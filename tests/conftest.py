@@ -121,9 +121,9 @@ def copy_repo(dest: Path) -> None:
         shutil.copy2(REPO / name, dest / name)
 
 
-def make_project(root: Path) -> str:
-    """A git repository with this project's code, small params and synthetic MNIST, after `dvc repro`.
-    Returns what `dvc repro` printed."""
+def prepare_project(root: Path) -> None:
+    """A git repository with this project's code and small params, and synthetic MNIST recorded as the
+    download stage's output (in dvc.lock, not yet committed to git): everything before `dvc repro`."""
     copy_repo(root)
     (root / "params.yaml").write_text(yaml.safe_dump(small_params(yaml.safe_load((root / "params.yaml").read_text())),
                                                      sort_keys=False))
@@ -135,6 +135,11 @@ def make_project(root: Path) -> str:
     files.save_npz(root / "data/raw/mnist.npz", **synthetic_mnist())
     files.write_json(root / "data/raw/source.json", {"source": "synthetic test data"})
     sh("dvc", "commit", "--force", "download", cwd=root)
+
+
+def make_project(root: Path) -> str:
+    """`prepare_project`, then `dvc repro` of the whole pipeline, committed. Returns what `dvc repro` printed."""
+    prepare_project(root)
     out = sh("dvc", "repro", cwd=root).stdout
     sh("git", "add", "-A", cwd=root)
     sh("git", "commit", "-q", "-m", "small run", cwd=root)
