@@ -28,7 +28,8 @@ OUTPUT = paths.BENCHMARK_LEVERS
 WARMUP_STEPS = 5
 
 # name -> settings, each one change from the first row: the project's default path
-# (TensorFlow, params.yaml's cnn_translated batch size, deterministic ops, float32, Keras fit).
+# (TensorFlow, params.yaml's cnn_translated batch size, deterministic ops, float32, Keras fit). Where the
+# CPU computes bfloat16 natively, the pipeline's CNNs take the "mixed bfloat16" row (precision: auto).
 VARIANTS = {
     "default": {},
     "batch 50 (original)": {"batch_size": 50},
