@@ -228,8 +228,9 @@ def test_every_make_target_exists_and_runs_something(job_run, request):
     assert calls_of(run, "make"), "the job never runs make"
     for arguments in calls_of(run, "make"):
         # -n prints the commands instead of running them; a name in .PHONY without a rule of its
-        # own succeeds and prints nothing, so the commands are asked for too.
-        result = subprocess.run(["make", "-n", "-s", *arguments], cwd=ROOT, capture_output=True, text=True)
+        # own succeeds and prints nothing, so the commands are asked for too. -B: as on a fresh
+        # runner, where nothing is installed yet (here `make test` may have installed it all).
+        result = subprocess.run(["make", "-n", "-s", "-B", *arguments], cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0 and result.stdout.strip(), f"make {' '.join(arguments)}: {result.stderr.strip()}"
 
 
