@@ -4,6 +4,7 @@ started on this machine by the test: a local folder always; an S3-compatible ser
 SSH server (asyncssh's SFTP, tests/sftp_server.py) where their packages are installed (the `test`
 extra installs them; otherwise the test says which is missing and is skipped)."""
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -41,6 +42,18 @@ def wait_for_port(port: int, server: subprocess.Popen, seconds: float = 30) -> N
     raise AssertionError(f"nothing listens on port {port} after {seconds} s")
 
 
+@contextlib.contextmanager
+def serving(command: list[str], port: int):
+    """A server process started with `command`, once it listens on `port`; stopped on leaving."""
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, server)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 @pytest.fixture
 def s3_endpoint():
     """moto's S3 server on a free port, with one empty bucket `shared`; stopped after the test."""
@@ -50,17 +63,11 @@ def s3_endpoint():
     import boto3
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, server)
+    with serving([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port):
         endpoint = f"http://127.0.0.1:{port}"
         boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
                      region_name="us-east-1").create_bucket(Bucket="shared")
         yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture
@@ -70,14 +77,8 @@ def ssh_port():
     pytest.importorskip("asyncssh", reason=why.format("asyncssh"))
     pytest.importorskip("dvc_ssh", reason=why.format("dvc-ssh"))
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("sftp_server.py")), str(port), SSH_PASSWORD],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, server)
+    with serving([sys.executable, str(Path(__file__).with_name("sftp_server.py")), str(port), SSH_PASSWORD], port):
         yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def add_remote(root, kind: str, tmp_path, request) -> tuple[dict[str, str], list[tuple[str, str]]]:
