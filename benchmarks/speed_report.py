@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/speed_report.py
 
-Reads reports/benchmarks/cnn_speed.json, cnn_levers.json and pipeline_time.json (each written by
-the script of the same name) and draws reports/benchmarks/time_to_accuracy.png. The last stage of the
+Reads reports/benchmarks/cnn_speed.json, cnn_recipe.json, cnn_levers.json and pipeline_time.json (each
+written by the script of the same name) and draws reports/benchmarks/time_to_accuracy.png and
+recipe_accuracy.png. The last stage of the
 benchmarks pipeline (benchmarks/dvc.yaml). Rendered as the main
 report is (stages/document.py), from the template stages/templates/speed.md.j2; the same inputs
 give byte-identical output.
@@ -18,10 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stages import cli, document, figures, files, paths, statistics  # noqa: E402
 from stages.document import Markdown, Table, code, interval, md, percent  # noqa: E402
 
-TEST_IMAGES = 10_000  # cnn_speed scores the whole MNIST test set
+TEST_IMAGES = 10_000  # cnn_speed and cnn_recipe score the whole MNIST test set
+RECIPE = paths.BENCHMARKS / "cnn_recipe.json"
+RECIPE_FIGURE = paths.BENCHMARKS / "recipe_accuracy.png"
 
 RUN_NAMES = {"original": Markdown("original settings (Adam 1e-4, batch 50, fixed images)"),
-             "default": Markdown("this project's `cnn_translated` settings")}
+             "default": Markdown("this project's `cnn_translated` settings"),
+             "half": Markdown("half the images: fewer epochs, smaller batches")}
 
 
 def run_name(name: str) -> Markdown:
@@ -74,6 +78,59 @@ def speed_findings(benchmark: dict) -> list[Markdown]:
     return findings
 
 
+def recipe_table(recipe: dict) -> Table:
+    target = percent(recipe["target_accuracy"])
+    rows = []
+    for name, r in recipe["recipes"].items():
+        reached = ", ".join("—" if run["images_to_target"] is None else f"{run['images_to_target']:,}"
+                            for run in r["runs"])
+        finals = ", ".join(percent(run["final_accuracy"]) for run in r["runs"])
+        rows.append((run_name(name), f"{r['epochs']} × {r['batch_size']}", f"{r['learning_rate']:g}",
+                     f"{r['images']:,}", finals, Markdown(f"**{percent(r['mean_final_accuracy'])}**"), reached,
+                     f"{r['mean_train_seconds']:,.0f} s"))
+    return Table(("recipe", "epochs × batch", "learning rate", "images seen", "test accuracy, per seed", "mean",
+                  f"images to {target}, per seed", "training time (mean)"), tuple(rows),
+                 (False, True, True, True, True, True, True, True))
+
+
+def recipe_findings(recipe: dict) -> list[Markdown]:
+    default, half = recipe["recipes"]["default"], recipe["recipes"]["half"]
+    target, seeds = percent(recipe["target_accuracy"]), recipe["seeds"]
+    verdict = "reaches" if half["reaches_target"] else "does not reach"
+    findings = [Markdown(
+        f"With {recipe['image_ratio']:.0%} of the default's training images ({half['images']:,} against "
+        f"{default['images']:,}), the half recipe {verdict} {target}: its mean over {seeds} seeds is "
+        f"{percent(half['mean_final_accuracy'])}, against {percent(default['mean_final_accuracy'])} for the default, "
+        f"in {half['mean_train_seconds'] / default['mean_train_seconds']:.2f}× the training time.")]
+    labels = {"default": "the default", "half": "the half recipe"}
+    for name, r in recipe["recipes"].items():
+        finals = [run["final_accuracy"] for run in r["runs"]]
+        low, _ = statistics.wilson(round(min(finals) * TEST_IMAGES), TEST_IMAGES)
+        _, high = statistics.wilson(round(max(finals) * TEST_IMAGES), TEST_IMAGES)
+        label = labels.get(name, name)
+        findings.append(Markdown(
+            f"The seeds of {label} scored {percent(min(finals))} to {percent(max(finals))}; with each score's own "
+            f"test-set noise, 95% intervals from {percent(low)} to {percent(high)}."))
+    # The default's own runs, scored when they had seen as many images as the half recipe in all
+    at_half = [c["test_accuracy"] for run in default["runs"] for c in run["curve"] if c["images"] == half["images"]]
+    if len(at_half) == len(default["runs"]):
+        findings.append(Markdown(
+            f"After {half['images']:,} images, half-way through its schedule, the default scored "
+            f"{percent(float(np.mean(at_half)))} on the mean of its seeds; the half recipe, its learning rate "
+            f"annealed to zero by then, {percent(half['mean_final_accuracy'])}."))
+    return findings
+
+
+def recipe_figure(recipe: dict) -> Path:
+    """Every run's test accuracy against its training time; the page's link to the saved figure."""
+    curves = {f"{name}, seed {run['seed']}": (np.array([c["train_seconds"] for c in run["curve"]]),
+                                               np.array([c["test_accuracy"] for c in run["curve"]]))
+              for name, r in recipe["recipes"].items() for run in r["runs"]}
+    title = "The notebook's CNN: the default recipe and one with half its images"
+    figures.save(figures.time_to_accuracy(curves, recipe["target_accuracy"], title), RECIPE_FIGURE)
+    return RECIPE_FIGURE.relative_to(paths.SPEED_MD.parent)
+
+
 def levers_table(levers: dict) -> Table:
     rows = tuple((name, f"{r['images_per_second']:,.0f}", f"{r['vs_default']:.2f}×") if "error" not in r
                  else (name, "failed", r["error"]) for name, r in levers["variants"].items())
@@ -116,15 +173,17 @@ def time_to_accuracy_figure(benchmark: dict) -> Path:
     return path.relative_to(paths.SPEED_MD.parent)
 
 
-def build(benchmark: dict, levers: dict, pipeline: dict) -> dict:
+def build(benchmark: dict, recipe: dict, levers: dict, pipeline: dict) -> dict:
     """The template's context."""
     return {"benchmark": benchmark, "speed_table": speed_table(benchmark), "speed_findings": speed_findings(benchmark),
-            "figure": time_to_accuracy_figure(benchmark), "levers": levers, "levers_table": levers_table(levers),
+            "figure": time_to_accuracy_figure(benchmark), "recipe": recipe, "recipe_table": recipe_table(recipe),
+            "recipe_findings": recipe_findings(recipe), "recipe_figure": recipe_figure(recipe),
+            "levers": levers, "levers_table": levers_table(levers),
             "levers_findings": levers_findings(levers), "pipeline": pipeline_timing(pipeline)}
 
 
 def main() -> None:
-    measured = (paths.BENCHMARK, paths.BENCHMARK_LEVERS, paths.BENCHMARK_PIPELINE)
+    measured = (paths.BENCHMARK, RECIPE, paths.BENCHMARK_LEVERS, paths.BENCHMARK_PIPELINE)
     markdown = document.render("speed.md.j2", **build(*(files.read_json(path) for path in measured)))
     document.write(markdown, paths.SPEED_MD, paths.SPEED_HTML)
     print(f"speed report: wrote {paths.SPEED_MD} and {paths.SPEED_HTML}")

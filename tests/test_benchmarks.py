@@ -3,7 +3,7 @@ import re
 import yaml
 
 from stages import models, params
-from tests.conftest import REPO, benchmark_script
+from tests.conftest import REPO, benchmark_script, experiment
 
 
 CNN_CONV = 2 * 5 * 5 * 1 * 32 * 40 * 40  # 'same' padding: one 5x5x1 kernel per output pixel and channel
@@ -79,3 +79,48 @@ def test_levers_take_medians_of_rounds_and_of_ratios_within_a_round_and_report_f
     assert summary["broken"] == {"error": "ModuleNotFoundError: No module named 'jax'"}
     rounds[2]["default"] = {"error": "MemoryError"}
     assert cnn_levers.summarise(rounds)["lever"] == {"error": "default failed: MemoryError"}
+
+
+def test_the_half_recipe_is_the_default_with_at_most_half_its_images_and_the_same_model():
+    cnn_recipe = benchmark_script("cnn_recipe")
+    recipes = cnn_recipe.recipes()
+    default, half = recipes["default"], recipes["half"]
+    assert default == params.load(REPO / "params.yaml").experiment("cnn_translated")
+    # every epoch is one pass over the same training digits, so images seen go with epochs
+    assert half.epochs <= default.epochs / 2
+    assert half.model == default.model == "cnn" and half.data == default.data
+    changed = {key for key, value in half.model_dump().items() if value != getattr(default, key)}
+    assert changed == set(cnn_recipe.HALF)
+
+
+def test_a_recipe_run_scores_every_epoch_and_counts_one_pass_of_the_digits_per_epoch(tiny_data, monkeypatch):
+    cnn_recipe = benchmark_script("cnn_recipe")
+    (tmp := tiny_data / "data" / "translated").mkdir(parents=True)
+    (tiny_data / "translated.npz").rename(tmp / "translated.npz")
+    monkeypatch.chdir(tiny_data)
+    tiny = experiment(name="cnn_translated", placement="fresh", model="linear", batch_size=64, epochs=3)
+    monkeypatch.setattr(cnn_recipe, "recipes", lambda: {"default": tiny})
+    run = cnn_recipe.measure("default", seed=2)
+    assert run["seed"] == 2 and [c["images"] for c in run["curve"]] == [600, 1200, 1800] and run["images"] == 1800
+    assert run["final_accuracy"] == run["curve"][-1]["test_accuracy"] > 0.3  # learned something from 3 tiny epochs
+    first = cnn_recipe.first_reaching(run["curve"], cnn_recipe.TARGET)
+    assert run["images_to_target"] == (first and first["images"])
+    summary = cnn_recipe.summarise(tiny, [run, run | {"final_accuracy": 1.0}])
+    assert summary["mean_final_accuracy"] == round((run["final_accuracy"] + 1.0) / 2, 5)
+    assert summary["reaches_target"] == (summary["mean_final_accuracy"] >= 0.99) and summary["images"] == 1800
+
+
+def test_first_reaching_is_the_first_scoring_at_or_above_the_target():
+    cnn_recipe = benchmark_script("cnn_recipe")
+    curve = [{"images": 1, "test_accuracy": 0.98}, {"images": 2, "test_accuracy": 0.99},
+             {"images": 3, "test_accuracy": 0.995}]
+    assert cnn_recipe.first_reaching(curve, 0.99)["images"] == 2
+    assert cnn_recipe.first_reaching(curve, 0.996) is None
+
+
+def test_pipeline_time_depends_on_all_the_code_the_pipeline_runs():
+    """So that DVC calls its timings stale whenever a stage's code changes, and only then."""
+    main = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()
+    code = {dep for stage in main for dep in stage.get("do", stage)["deps"] if dep.startswith("stages/")}
+    timing = yaml.safe_load((REPO / "benchmarks" / "dvc.yaml").read_text())["stages"]["pipeline_time"]
+    assert {dep for dep in timing["deps"] if dep.startswith("stages")} == code

@@ -1,0 +1,141 @@
+"""Compute to accuracy: does the notebook's CNN reach 99.0% on the translated test set with half the images?
+
+    .venv/bin/python benchmarks/cnn_recipe.py [--seeds N]
+
+Trains the notebook's CNN architecture with two recipes, each with seeds 1..N (default 3), one run
+after the other, each in a fresh process, through the train stage's own code (model, optimizer,
+schedule, batches, precision):
+  default: params.yaml's `cnn_translated` as it is;
+  half:    the same with half of its training images (HALF below: fewer epochs, smaller batches),
+           the best half-budget recipe found so far (README, Speed).
+After every epoch it scores the full 10000-image translated test set (timed apart from training) and
+records the images seen and training seconds when accuracy first reached 99.0%, and the final
+accuracy; the question is whether the half recipe's mean over seeds reaches 99.0%. Needs the
+translate stage's data (`dvc repro translate`). Writes reports/benchmarks/cnn_recipe.json, which
+benchmarks/speed_report.py shows. About 35 minutes on 2 cores.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# stages first: importing it sets TensorFlow's options (oneDNN), which must precede TensorFlow's import
+from stages import datasets, files, params, paths, training  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+OUTPUT = paths.BENCHMARKS / "cnn_recipe.json"
+TARGET = 0.99
+EXPERIMENT = "cnn_translated"
+# What the half recipe changes in params.yaml's cnn_translated. Smaller batches give more steps per image,
+# which is what this model is short of at half the images (README, Speed).
+HALF = {"epochs": 10, "batch_size": 256}
+
+
+class TestScores(keras.callbacks.Callback):
+    """Scores the full test set after every epoch; the scoring time is kept out of the training time."""
+
+    def __init__(self, x_test, y_test, images_per_epoch: int):
+        super().__init__()
+        self.x_test, self.y_test, self.images_per_epoch = x_test, y_test, images_per_epoch
+        self.train_seconds, self.images, self.curve = 0.0, 0, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.train_seconds += time.perf_counter() - self.started
+        self.images += self.images_per_epoch  # an epoch is one pass over the training digits
+        logits = self.model.predict(self.x_test, batch_size=1000, verbose=0)
+        accuracy = float(np.mean(np.asarray(logits).argmax(axis=1) == self.y_test))
+        self.curve.append({"images": self.images, "train_seconds": round(self.train_seconds, 2),
+                           "test_accuracy": accuracy})
+        print(f"  epoch {epoch + 1:>2}  {self.images:>9,} images  {self.train_seconds:6.1f} s  "
+              f"test accuracy {accuracy:.2%}", file=sys.stderr)
+
+
+def recipes() -> dict[str, params.Experiment]:
+    default = params.load().experiment(EXPERIMENT)
+    return {"default": default, "half": default.model_copy(update=HALF)}
+
+
+def first_reaching(curve: list[dict], target: float) -> dict | None:
+    return next((point for point in curve if point["test_accuracy"] >= target), None)
+
+
+def measure(name: str, seed: int) -> dict:
+    """One whole training run of recipe `name` with `seed`, as the train stage trains it."""
+    exp = recipes()[name].model_copy(update={"seed": seed})
+    data = datasets.load("translated")
+    training.make_deterministic(exp.seed)
+    batches = training.TrainBatches.of(exp, data)
+    model = training.compiled_model(exp, (*data["x_val"].shape[1:], 1), batches.steps_per_epoch)
+    scores = TestScores(datasets.as_input(data["x_test"]), data["y_test"].astype(np.int64), len(batches.labels))
+    print(f"{name}, seed {seed}: {exp.epochs} epochs of batch {exp.batch_size}, learning rate {exp.learning_rate}, "
+          f"{training.dtype_policy(exp)}", file=sys.stderr)
+    model.fit(batches, steps_per_epoch=batches.steps_per_epoch, epochs=exp.epochs, shuffle=False,
+              callbacks=[scores], verbose=0)
+    reached = first_reaching(scores.curve, TARGET)
+    return {"seed": seed, "images": scores.images, "train_seconds": round(scores.train_seconds, 2),
+            "final_accuracy": scores.curve[-1]["test_accuracy"],
+            "images_to_target": reached and reached["images"],
+            "seconds_to_target": reached and reached["train_seconds"], "curve": scores.curve}
+
+
+def measure_apart(name: str, seed: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--run", name, "--seed", str(seed)], stdout=subprocess.PIPE,
+                         text=True)
+    if out.returncode:
+        sys.exit(f"cnn_recipe: the {name} run with seed {seed} failed (exit {out.returncode}); its error is above")
+    return json.loads(out.stdout)
+
+
+def summarise(exp: params.Experiment, runs: list[dict]) -> dict:
+    finals = [r["final_accuracy"] for r in runs]
+    return {"epochs": exp.epochs, "batch_size": exp.batch_size, "learning_rate": exp.learning_rate,
+            "images": runs[0]["images"], "mean_final_accuracy": round(float(np.mean(finals)), 5),
+            "reaches_target": bool(np.mean(finals) >= TARGET),
+            "mean_train_seconds": round(float(np.mean([r["train_seconds"] for r in runs])), 1), "runs": runs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="runs per recipe, with seeds 1..N")
+    # internal: one run, progress on stderr, its result as JSON on stdout
+    parser.add_argument("--run", choices=("default", "half"), help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        print(json.dumps(measure(args.run, args.seed)))
+        return
+    if args.seeds < 1:
+        sys.exit("cnn_recipe: --seeds must be at least 1")
+    data_file = paths.dataset("translated")
+    if not data_file.exists():
+        sys.exit(f"cnn_recipe: {data_file} is missing; run `dvc repro translate` first")
+
+    result = {"backend": keras.backend.backend(), "target_accuracy": TARGET, "seeds": args.seeds, "recipes": {}}
+    for name, exp in recipes().items():
+        result["recipes"][name] = summarise(exp, [measure_apart(name, seed) for seed in range(1, args.seeds + 1)])
+    default, half = result["recipes"]["default"], result["recipes"]["half"]
+    result["image_ratio"] = round(half["images"] / default["images"], 3)
+    files.write_json(OUTPUT, result)
+
+    print(f"\n{'recipe':<9}{'images':>11}{'mean final':>12}  {'per seed':<26}{'images to 99.0%':<24}")
+    for name, r in result["recipes"].items():
+        finals = " ".join(f"{run['final_accuracy']:.2%}" for run in r["runs"])
+        reached = " ".join(f"{run['images_to_target']:,}" if run["images_to_target"] else "—" for run in r["runs"])
+        print(f"{name:<9}{r['images']:>11,}{r['mean_final_accuracy']:>12.2%}  {finals:<26}{reached}")
+    verdict = "reaches" if half["reaches_target"] else "does not reach"
+    print(f"the half recipe ({result['image_ratio']:.0%} of the images) {verdict} {TARGET:.1%} on the mean of "
+          f"{args.seeds} seeds")
+    print(f"wrote {OUTPUT}")
+
+
+if __name__ == "__main__":
+    main()
