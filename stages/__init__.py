@@ -13,3 +13,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # others, such as AVX2-only ones, its fallback kernels train our CNN 1.85x slower
 # (benchmarks/cnn_levers.py, `oneDNN off`). Still deterministic under op determinism.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+# A Keras backend that is unknown or not installed would fail at the first `import keras` with a traceback.
+from stages import cli  # noqa: E402  (after the options above: cli imports nothing of TensorFlow's)
+
+if (_problem := cli.backend_problem()) is not None:
+    print(f"error: {_problem}", file=__import__("sys").stderr)
+    raise SystemExit(2)

@@ -6,14 +6,60 @@ Set STAGES_TRACEBACK=1 to see the traceback behind a one-line error too.
 """
 
 import errno
+import importlib.util
 import inspect
+import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
 
 class StageError(Exception):
     """An expected failure (bad params, no data source, diverged training): one line, no traceback."""
+
+
+class Terminated(BaseException):
+    """SIGTERM (a CI timeout, `kill`): raised like Ctrl-C, so that every write in progress is cleaned up."""
+
+
+MAX_MESSAGE = 600  # characters: an error is one line a person reads, whatever value it quotes
+
+# What to lower when a stage runs out of memory: what it holds most of.
+MEMORY_ADVICE = {"download": "close other programs: reading the downloaded files needs about 1 GB",
+                 "translate": "close other programs, or lower translate.canvas in params.yaml",
+                 "train": "close other programs, or lower the experiment's batch_size or translate.canvas in params.yaml",
+                 "seeds": "close other programs, or lower the experiment's batch_size or translate.canvas in params.yaml",
+                 "invariance": "close other programs, or lower invariance.test_digits in params.yaml"}
+
+# Keras backends, by the package each needs, and how to install the ones the project declares.
+BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy", "openvino": "openvino"}
+INSTALL = {"jax": "`.venv/bin/pip install -e '.[jax]'`", "tensorflow": "`make install`"}
+
+
+def keras_backend() -> str:
+    """The backend Keras will load: $KERAS_BACKEND, else ~/.keras/keras.json's, else TensorFlow."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    config = os.path.join(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"), "keras.json")
+    try:
+        with open(config) as f:
+            return str(json.load(f).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def backend_problem() -> str | None:
+    """Why Keras cannot load its backend here, in one line; None when it can."""
+    backend = keras_backend()
+    if backend not in BACKENDS:
+        return (f"KERAS_BACKEND = {backend[:40]!r}: not a Keras backend; use tensorflow (the default) or jax "
+                "(unset KERAS_BACKEND for TensorFlow)")
+    if importlib.util.find_spec(BACKENDS[backend]) is None:
+        how = INSTALL.get(backend, f"`.venv/bin/pip install {backend}`")
+        return (f"KERAS_BACKEND = {backend!r}, but {backend} is not installed in this environment: install it with "
+                f"{how}, or unset KERAS_BACKEND to use TensorFlow")
+    return None
 
 
 # What a failed write or read of the file system means for the user, by errno.
@@ -45,23 +91,33 @@ def run(main: Callable[..., None], argv: Sequence[str] | None = None) -> int:
         print(usage(stage, main), file=sys.stderr)
         return 2
     label = "@".join([stage, *args])  # as DVC names the stage: train@cnn_translated
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    resumes = " (training resumes from its last epoch)" if stage in ("train", "seeds") else ""
     try:
         main(*args)
     except StageError as error:
         return fail(label, str(error))
     except MemoryError:
-        return fail(label, "not enough memory: close other programs, or lower translate.canvas, batch_size or "
-                           "invariance.test_digits in params.yaml")
+        return fail(label, "not enough memory: " + MEMORY_ADVICE.get(stage, "close other programs"))
     except OSError as error:
         known = os_error(error, error.filename or "an output")
         if known is None:
             raise
         return fail(label, str(known))
     except KeyboardInterrupt:
-        print(f"\n{label}: interrupted; run it again to continue (training resumes from its last epoch)",
-              file=sys.stderr)
+        print(f"\n{label}: interrupted; run it again to continue{resumes}", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"{label}: terminated (SIGTERM); no output was left half-written; run it again to continue{resumes}",
+              file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 def fail(label: str, message: str) -> int:
@@ -69,5 +125,8 @@ def fail(label: str, message: str) -> int:
         import traceback
 
         traceback.print_exc()
+    message = " ".join(message.split())
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE - 3] + "..."
     print(f"error: {label}: {message}", file=sys.stderr)
     return 2

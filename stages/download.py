@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import http.client
 import io
+import json
 import math
 import os
 import pickle
@@ -472,9 +473,11 @@ def source_record(name: str, fetched: Fetched, reasons: Mapping[str, str]) -> di
 
 def main() -> None:
     data = params.load().data
+    files.check_outputs(paths.RAW_MNIST, paths.RAW_SOURCE)
     name, fetched, reasons = first_working(chosen_sources(data.sources, data.idx_dir), check=check_mnist)
-    files.save_npz(paths.RAW_MNIST, **{n: fetched.arrays[n] for n in ARRAY_NAMES})
-    files.write_json(paths.RAW_SOURCE, source_record(name, fetched, reasons))
+    # Both or neither: the record always describes the data beside it.
+    files.write_all({paths.RAW_MNIST: lambda path: np.savez(path, **{n: fetched.arrays[n] for n in ARRAY_NAMES}),
+                     paths.RAW_SOURCE: (json.dumps(source_record(name, fetched, reasons), indent=2) + "\n").encode()})
     print(f"download: {name} -> {paths.RAW_MNIST}, {paths.RAW_SOURCE}")
 
 

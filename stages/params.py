@@ -1,7 +1,9 @@
 """params.yaml, loaded and validated once into typed, read-only objects (pydantic models).
 
 Every key is required and every unknown key is an error, so a typo never silently falls
-back to a default; a key written twice is an error too (YAML itself keeps the last one).
+back to a default; a key written twice is an error too. The file is read as DVC reads it (YAML 1.2,
+ruamel.yaml), so `on`, `1e-3` or `null` mean the same to the stages as to `dvc repro`, and a key
+that YAML reads as something other than text (`null`, `true`, `1e3`) is refused.
 Errors are one line that names the key and what is allowed.
 """
 
@@ -9,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from stages import paths
@@ -27,7 +28,7 @@ NAME_RULE = "1 to 40 lower-case letters, digits, '_' or '-', starting with a let
 Name = Annotated[str, Strict(), Field(pattern=NAME_PATTERN)]
 # Strict: a quoted "40" or a `true` is not a number. Floats must be finite: `.inf` is refused.
 Count = Annotated[int, Strict(), Field(ge=1)]
-Seed = Annotated[int, Strict(), Field(ge=0)]
+Seed = Annotated[int, Strict(), Field(ge=0, lt=2**32)]  # what Keras and NumPy take
 Positive = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
 Runs = Annotated[int, Strict(), Field(ge=1, le=50)]
 
@@ -121,6 +122,10 @@ class Params(Section):
                              "number of runs (1: only its own)")
         for name in self.seeds.keys() - self.experiments.keys():
             raise ValueError(f"seeds.{name} = {self.seeds[name]}: not an experiment of params.yaml")
+        for name, runs in self.seeds.items():
+            if self.experiments[name].seed + runs - 1 >= 2**32:
+                raise ValueError(f"seeds.{name} = {runs}: its last run's seed, experiments.{name}.seed + {runs - 1}, "
+                                 "must be below 2**32")
         return self
 
     def experiment(self, name: str) -> Experiment:
@@ -144,7 +149,17 @@ def one_line(error: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     if " = " in message:  # our own checks: the message names the key below `loc`
         return ".".join(filter(None, (key, message)))
-    return f"{key} = {first['input']!r}: {message}"
+    return f"{key} = {shown(first['input'])}: {message}"
+
+
+def shown(value, limit: int = 60) -> str:
+    """A value as the error quotes it, cut short: an error stays one readable line."""
+    return cut(repr(value), limit)
+
+
+def cut(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _allowed_keys(loc: tuple) -> str:
@@ -170,33 +185,76 @@ def parse(raw: Any) -> Params:
 
 # --- reading the file -----------------------------------------------------------------------
 
-class _UniqueKeys(yaml.SafeLoader):
-    """YAML keeps the last of two equal keys without a word; here that is an error.
-    (Keys brought in by a merge `<<: *defaults` may be overridden: that is what merging is for.)"""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.MarkedYAMLError(problem=f"the key {key!r} appears twice in this mapping",
-                                           problem_mark=key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+MAX_VALUES = 100_000  # far more than any params file needs; YAML aliases can expand a few lines into billions
 
 
 def read(path: Path) -> Any:
+    """The YAML document, read as DVC reads it: ruamel.yaml's safe loader (YAML 1.2)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.constructor import DuplicateKeyError
+
     try:
-        return yaml.load(Path(path).read_text(), Loader=_UniqueKeys)
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as error:
         raise ParamsError(f"cannot read {path}: {error.strerror or error}") from None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        raise ParamsError(f"{path}, line {mark.line + 1}: {error.problem}") from None
-    except yaml.YAMLError as error:
-        raise ParamsError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+    except UnicodeDecodeError as error:
+        line = Path(path).read_bytes()[:error.start].count(b"\n") + 1
+        raise ParamsError(f"{path}, line {line}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); save the "
+                          "file as UTF-8") from None
+    yaml = YAML(typ="safe")
+    try:
+        _keys_are_text(yaml.compose(text), path)
+        raw = yaml.load(text)
+    except DuplicateKeyError as error:
+        key = error.problem.split('"')[1] if error.problem.count('"') >= 2 else "?"
+        raise ParamsError(f"{path}, line {error.problem_mark.line + 1}: the key {key!r} appears twice in this "
+                          "mapping") from None
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path}{where}: {cut(error.problem or error.context, 120)}") from None
+    except YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML ({cut(error, 120)})") from None
+    if _size(raw, {}) > MAX_VALUES:
+        raise ParamsError(f"{path}: more than {MAX_VALUES:,} values once its aliases (*name) are expanded; a "
+                          "params file needs a few hundred")
+    return raw
+
+
+def _keys_are_text(node, path: Path) -> None:
+    """Every mapping key must be text: YAML reads `null`, `true` or `1e3` as other things."""
+    from ruamel.yaml.nodes import MappingNode, SequenceNode
+
+    stack, seen = [node], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if key.tag == "tag:yaml.org,2002:merge":
+                    pass
+                elif key.tag != "tag:yaml.org,2002:str":
+                    kind = key.tag.rpartition(":")[2]
+                    raise ParamsError(f"{path}, line {key.start_mark.line + 1}: the key {shown(key.value, 40)} is read "
+                                      f"as a {kind}, not as a name (YAML 1.2, as DVC reads it); quote it or choose a "
+                                      "name that starts with a letter")
+                stack.append(value)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+
+
+def _size(value, sizes: dict) -> int:
+    """How many values `value` holds once every alias is expanded (shared parts counted each time)."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    if id(value) not in sizes:
+        sizes[id(value)] = MAX_VALUES + 1  # a cycle (an alias inside itself) counts as too large
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        sizes[id(value)] = 1 + sum(_size(child, sizes) for child in children)
+    return sizes[id(value)]
 
 
 # --- will it fit? ----------------------------------------------------------------------------

@@ -92,6 +92,19 @@ def figure_png(name: str) -> Path:
     return inside(FIGURES, f"{name}.png")
 
 
+# The folders whose entries are outputs. A link to or above one of them (data/ on a bigger disk) is the
+# user's choice and followed; below one, a link is never followed (files.check_no_links).
+OUTPUT_FOLDERS = (RAW, DATASET_DIR, MODELS, CHECKPOINTS, TRAINING_RUNS, TRAINING_LOGS, INVARIANCE, SEEDS, METRICS,
+                  PREDICTIONS, BENCHMARKS, Path("reports"))
+
+
+def output_folder(path: Path) -> Path:
+    """The folder of OUTPUT_FOLDERS that `path` is in, the deepest one; else the folder `path` is in."""
+    path = Path(os.path.normpath(path))
+    below = [folder for folder in OUTPUT_FOLDERS if path.is_relative_to(folder) and path != folder]
+    return max(below, key=lambda folder: len(folder.parts)) if below else path.parent
+
+
 # Which stage writes each file, or what is under each folder; per-experiment stages are named after the
 # first part of the path below it (data/models/<experiment>.keras: train@<experiment>).
 MADE_BY = ((RAW, "download"), (DATASET_DIR, "translate"), (MODELS, "train@"), (TRAINING_RUNS, "train@"),

@@ -6,10 +6,12 @@ stage and by benchmarks/cnn_speed.py.
 """
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import zipfile
@@ -18,7 +20,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from stages import datasets, files, models, paths
+from stages import datasets, files, models, paths, schemas
+from stages.cli import StageError
 from stages.canvas import centre_offsets, draw_offsets, extract, place
 from stages.params import Experiment
 
@@ -181,13 +184,16 @@ def save_variables(model: keras.Model, path: Path) -> None:
         np.savez(f, *(v.numpy() for v in variables(model)))
 
 
-def load_variables(model: keras.Model, path: Path) -> None:
+def load_variables(model: keras.Model, path: Path, assign: bool = True) -> None:
+    """The variables saved in `path` into `model`; with assign=False, only checked to fit it."""
     model.optimizer.build(model.trainable_variables)  # its variables exist only once built
     arrays = list(files.load_npz(path).values())
     targets = variables(model)
     if [a.shape for a in arrays] != [tuple(v.shape) for v in targets]:
         raise files.corrupt(path, "its variables do not match this experiment's model")
-    for variable, array in zip(targets, arrays):
+    if not all(np.all(np.isfinite(a)) for a in arrays if np.issubdtype(a.dtype, np.floating)):
+        raise files.corrupt(path, "its variables are not all finite")
+    for variable, array in zip(targets, arrays) if assign else ():
         variable.assign(array)
 
 
@@ -207,21 +213,69 @@ class Checkpoints(keras.callbacks.Callback):
         self.root, self.folder, self.fingerprint = root, paths.inside(root, name), fingerprint
         self.state_file = self.folder / "state.json"
         self.state = fresh_state(fingerprint)
+        self.lock = None
+        # The process that started this run (`dvc repro`, a shell): when it has gone, nobody waits for the run.
+        self.parent = os.getppid() if os.getppid() != 1 else None
+
+    def take(self) -> None:
+        """Refuse a checkpoint folder that is a link, and one that another trainer is using (one trainer
+        per folder: a lock file beside it, held until this process ends)."""
+        files.check_no_links(self.folder)
+        if self.lock is not None:
+            return
+        lock_file = paths.inside(self.root, f"{self.folder.name}.lock")
+        files.check_no_links(lock_file)
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = open(lock_file, "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip()[:20] or "unknown"
+            lock.close()
+            raise StageError(f"another training run (process {holder}) is using {self.folder}: wait for it to end, "
+                             f"or stop it (`kill {holder}`), then run this again") from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        self.lock = lock
 
     def resume(self, model: keras.Model) -> dict:
         """Load the last epoch's variables into `model` if they were made with the same params and
-        data; return the run's state (a fresh one when there is nothing to resume)."""
+        data; return the run's state (a fresh one when there is nothing to resume). A damaged
+        checkpoint is moved aside, with a warning, and the run starts from scratch."""
+        self.take()
         self.state = fresh_state(self.fingerprint)
+        if not self.folder.exists():
+            return self.state
+        files.check_tree(self.folder)
         if not self.state_file.exists():
             return self.state
-        saved = files.read_json(self.state_file)
-        if saved.get("fingerprint") != self.fingerprint:
-            print(f"train: discarding checkpoint in {self.folder}: made with other params or data")
-            self.clear()
+        try:
+            saved = files.read_json(self.state_file, schema=schemas.CheckpointState)
+            if saved["fingerprint"] != self.fingerprint:
+                print(f"train: discarding checkpoint in {self.folder}: made with other params or data")
+                self.clear()
+                return self.state
+            if saved["best_epoch"] is not None:
+                load_variables(model, self.folder / "best.npz", assign=False)
+            load_variables(model, self.folder / saved["variables"])
+        except files.InputError as error:
+            self.set_aside(str(error).partition(": run `dvc repro")[0])
             return self.state
-        load_variables(model, self.folder / saved["variables"])
         self.state = saved
         return saved
+
+    def set_aside(self, reason: str) -> None:
+        """Move a damaged checkpoint into <folder>/damaged/ (an earlier one there is replaced)."""
+        damaged = self.folder / "damaged"
+        shutil.rmtree(damaged, ignore_errors=True)
+        entries = [entry for entry in self.folder.iterdir() if entry.name != "damaged"]
+        damaged.mkdir()
+        for entry in entries:
+            entry.rename(damaged / entry.name)
+        print(f"train: warning: {reason}; moved the checkpoint to {damaged}/ and training starts from scratch",
+              file=sys.stderr)
 
     def on_epoch_end(self, epoch, logs=None):
         name = f"epoch-{epoch + 1:04d}.npz"
@@ -232,12 +286,19 @@ class Checkpoints(keras.callbacks.Callback):
         for old in self.folder.glob("epoch-*.npz"):
             if old.name != name:
                 old.unlink()
+        if self.parent is not None and os.getppid() != self.parent:
+            raise StageError(f"the process that started this run (pid {self.parent}, e.g. `dvc repro`) has gone: "
+                             f"stopped after epoch {epoch + 1}, whose checkpoint is kept; run it again to continue")
 
     def restore_best(self, model: keras.Model) -> None:
         load_variables(model, self.folder / "best.npz")
 
     def clear(self) -> None:
         files.remove_tree(self.folder, self.root)
+        if self.lock is not None:  # removed while held: no trainer waits for it (LOCK_NB), none is left behind
+            Path(self.lock.name).unlink(missing_ok=True)
+            self.lock.close()
+            self.lock = None
 
 
 class StoppingRules(keras.callbacks.Callback):

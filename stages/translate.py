@@ -11,8 +11,11 @@ import time
 
 import numpy as np
 
-from stages import cli, files, params, paths
+from stages import cli, datasets, files, params, paths
 from stages.canvas import draw_offsets, place
+
+
+RAW_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def split(mnist: dict[str, np.ndarray], validation_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -48,7 +51,9 @@ def centred(splits: dict) -> dict[str, np.ndarray]:
 def main() -> None:
     p = params.load()
     start = time.perf_counter()
-    mnist = files.load_npz(paths.RAW_MNIST, required=("x_train", "y_train", "x_test", "y_test"))
+    files.check_outputs(paths.dataset("centred"), paths.dataset("translated"))
+    mnist = datasets.checked(paths.RAW_MNIST, files.load_npz(paths.RAW_MNIST, required=RAW_ARRAYS, only=RAW_ARRAYS),
+                             datasets.DIGIT)
     splits = split(mnist, p.data.validation_size)
     translated = translate(splits, p.translate)
     elapsed = time.perf_counter() - start

@@ -1,8 +1,12 @@
 import errno
+import os
+import signal
+import time
 
 import pytest
 
-from stages import cli
+from stages import cli, files
+from stages.cli import StageError
 
 
 def train(experiment: str) -> None:
@@ -39,8 +43,27 @@ def test_an_interrupted_stage_says_how_to_continue(capsys):
     def main():
         raise KeyboardInterrupt
 
-    assert run(main, [], capsys) == (130, ["test_cli: interrupted; run it again to continue (training resumes from "
-                                          "its last epoch)"])
+    assert run(main, [], capsys) == (130, ["test_cli: interrupted; run it again to continue"])
+
+
+def test_sigterm_ends_a_stage_like_ctrl_c_with_its_writes_cleaned_up(capsys, tmp_path):
+    def main():
+        with files.atomic_path(tmp_path / "out.txt") as tmp:
+            tmp.write_text("half")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the signal arrives before this ends
+
+    assert run(main, [], capsys) == (143, ["test_cli: terminated (SIGTERM); no output was left half-written; run it "
+                                          "again to continue"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_message_is_one_bounded_line(capsys):
+    def main():
+        raise StageError("a value\nover lines " + "x" * 5000)
+
+    code, lines = run(main, [], capsys)
+    assert code == 2 and len(lines) == 1 and len(lines[0]) < 700 and lines[0].endswith("...")
 
 
 @pytest.mark.parametrize("bug", [KeyError("x"), ZeroDivisionError(), FileNotFoundError(errno.ENOENT, "gone", "z")])

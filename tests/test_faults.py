@@ -499,3 +499,340 @@ def test_two_repros_at_once_the_second_stops_at_dvcs_lock(project_copy):
         assert first.returncode == 0, out
         assert second.returncode != 0 and "is busy, it is being blocked by" in second.stderr, second.stderr
         assert "Data and pipelines are up to date" in sh("dvc", "repro", cwd=project_copy).stdout
+
+
+# --- links: no stage writes, deletes or reads through a link inside its outputs ----------------
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@contextmanager
+def linked(root: Path, relative: str, victim: Path):
+    """root/relative replaced by a link to `victim`, a folder of someone else's files; put back afterwards."""
+    path, saved = root / relative, root / ".saved-link" / relative
+    victim.mkdir(parents=True, exist_ok=True)
+    (victim / "precious.txt").write_text("not the project's")
+    (victim / "loss.tsv").write_text("a file with an output's name\n")
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        path.rename(saved)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(victim if relative.endswith(("/", "s")) or not Path(relative).suffix else victim / "loss.tsv")
+        yield
+    finally:
+        path.unlink()
+        if saved.exists():
+            saved.rename(path)
+
+
+# (id, stage command, the output (or a folder inside one) that is a link)
+LINKED_OUTPUTS = [
+    ("train: its log folder", ("train", "linear_mnist"), "data/training/linear_mnist"),
+    ("train: a folder inside its log", ("train", "linear_mnist"), "data/training/linear_mnist/plots"),
+    ("train: its checkpoint folder", ("train", "linear_mnist"), "data/checkpoints/linear_mnist"),
+    ("train: its model file", ("train", "linear_mnist"), "data/models/linear_mnist.keras"),
+    ("translate: a dataset file", ("translate",), "data/translated/translated.npz"),
+    ("download: the source record", ("download",), "data/raw/source.json"),
+    ("evaluate: the published log", ("evaluate", "linear_mnist"), "reports/training/linear_mnist"),
+    ("evaluate: inside the published log", ("evaluate", "linear_mnist"), "reports/training/linear_mnist/plots"),
+    ("evaluate: the metrics file", ("evaluate", "linear_mnist"), "reports/metrics/linear_mnist.json"),
+    ("evaluate: the predictions", ("evaluate", "linear_mnist"), "reports/predictions/linear_mnist.csv"),
+    ("seeds: its result", ("seeds", "linear_mnist"), "reports/metrics/seeds/linear_mnist.json"),
+    ("invariance: its grid", ("invariance", "mlp_translated"), "reports/metrics/invariance/mlp_translated.json"),
+    ("compare: its result", ("compare",), "reports/comparisons.json"),
+    ("report: the figures folder", ("report",), "reports/figures"),
+]
+
+
+@pytest.mark.parametrize("command, relative", [c[1:] for c in LINKED_OUTPUTS], ids=[c[0] for c in LINKED_OUTPUTS])
+def test_a_link_in_an_output_is_refused_before_anything_is_written_or_deleted(project, tmp_path, command, relative):
+    victim = tmp_path / "elsewhere"
+    with linked(project, relative, victim):
+        before, theirs = outputs(project), tree_digest(victim)
+        fails_clearly(run_stage(project, *command), f"{relative} is a link (to {victim}", f"`rm {relative}`")
+        assert tree_digest(victim) == theirs and outputs(project) == before
+    shutil.rmtree(project / "data/checkpoints", ignore_errors=True)
+
+
+def test_a_link_for_the_whole_data_folder_keeps_working(project_copy, tmp_path):
+    """data/ on a bigger disk, as a user links it: every stage reads and writes through it as before."""
+    elsewhere = tmp_path / "bigger-disk" / "data"
+    elsewhere.parent.mkdir()
+    (project_copy / "data").rename(elsewhere)
+    (project_copy / "data").symlink_to(elsewhere)
+    model = elsewhere / "models/linear_mnist.keras"
+    before = model.read_bytes()
+    result = run_stage(project_copy, "train", "linear_mnist")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert model.read_bytes() == before and (project_copy / "data").is_symlink()
+
+
+# --- YAML as DVC reads it ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["null", "true", "1e3", "~", "0x1f", "2018-01-01"])
+def test_an_experiment_name_that_yaml_reads_as_no_text_is_refused_in_one_line(project, name):
+    text = (project / "params.yaml").read_text()
+    assert "\n  mlp_translated:" in text
+    before = outputs(project)
+    with changed_params(project, text.replace("\n  mlp_translated:", f"\n  {name}:", 1)):
+        fails_clearly(run_stage(project, "translate"), f"the key {name!r} is read as a", "not as a name",
+                      "as DVC reads it")
+    assert outputs(project) == before
+
+
+def test_a_refused_params_file_costs_no_committed_output_under_dvc_repro(project_copy):
+    text = (project_copy / "params.yaml").read_text()
+    (project_copy / "params.yaml").write_text(text.replace("\n  mlp_translated:", "\n  null:", 1))
+    result = sh("dvc", "repro", cwd=project_copy, check=False)
+    assert result.returncode != 0
+    changed = sh("git", "status", "--porcelain", "--", "reports", cwd=project_copy).stdout
+    assert changed == "", changed
+
+
+def test_a_params_file_that_is_not_utf8_is_one_line(project):
+    text = (project / "params.yaml").read_text()
+    before = outputs(project)
+    path = project / "params.yaml"
+    try:
+        path.write_bytes(text.replace("# ", "# caf\xe9 ", 1).encode("latin-1"))
+        fails_clearly(run_stage(project, "translate"), "params.yaml, line 1: not UTF-8 text (byte 0xe9)")
+    finally:
+        path.write_text(text)
+    assert outputs(project) == before
+
+
+def test_a_yaml_alias_bomb_is_one_short_line(project):
+    levels = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 10))
+    with changed_params(project, "l0: &l0 [x, x, x, x, x, x, x, x, x]\n" + levels):
+        line = fails_clearly(run_stage(project, "translate"), "once its aliases (*name) are expanded")
+    assert len(line) < 300
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("seed", 2**32, "must be less than 4294967296"),
+    ("learning_rate", "1e-3", None),  # YAML 1.2: a number, as DVC reads it
+], ids=["seed of 2**32", "learning rate 1e-3"])
+def test_values_are_read_and_bounded_as_dvc_and_keras_take_them(project, key, value, expected):
+    text = (project / "params.yaml").read_text()
+    line = next(line for line in text.splitlines() if line.startswith(f"  {key}: "))
+    with changed_params(project, text.replace(line, f"  {key}: {value}", 1)):
+        result = run_stage(project, "seeds", "cnn_centre")
+        if expected:
+            fails_clearly(result, f"defaults.{key} = {value}", expected)
+        else:
+            assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("backend, expected", [
+    ("nonsense", "KERAS_BACKEND = 'nonsense': not a Keras backend"),
+    ("openvino", "KERAS_BACKEND = 'openvino', but openvino is not installed"),
+], ids=["unknown", "not installed"])
+def test_a_keras_backend_that_cannot_load_is_one_line(project, backend, expected):
+    result = run_stage(project, "evaluate", "linear_mnist", env={"KERAS_BACKEND": backend})
+    assert result.returncode == 2 and stage_lines(result) == [next(line for line in stage_lines(result))]
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+# --- inputs that read but hold the wrong data -------------------------------------------------
+
+def npz_changed(**changes):
+    """An .npz damage: arrays replaced by what each function makes of the old array."""
+    def damage(data: bytes) -> bytes:
+        import io
+
+        with np.load(io.BytesIO(data)) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+        arrays |= {key: change(arrays[key]) for key, change in changes.items()}
+        out = io.BytesIO()
+        np.savez(out, **arrays)
+        return out.getvalue()
+    return damage
+
+
+def json_changed(change):
+    return lambda data: json.dumps(change(json.loads(data))).encode()
+
+
+def first_prediction(predicted=None, confidence=None):
+    """A predictions CSV damage: the first row's predicted class or confidence replaced."""
+    def damage(data: bytes) -> bytes:
+        header, first, *rest = data.decode().split("\n")
+        index, actual, old_predicted, old_confidence = first.split(",")
+        first = ",".join([index, actual, predicted or old_predicted, confidence or old_confidence])
+        return "\n".join([header, first, *rest]).encode()
+    return damage
+
+
+def label(value):
+    def change(labels):
+        labels = labels.astype(np.int16)
+        labels[3] = value
+        return labels
+    return change
+
+
+WRONG_DATA = [
+    ("train: a label of 10", ("train", "mlp_translated"), "data/translated/translated.npz",
+     npz_changed(y_train=label(10)), ["data/translated/translated.npz holds the wrong data", "y_train has labels from 0 to 10"]),
+    ("train: a negative label", ("train", "linear_mnist"), "data/translated/centred.npz",
+     npz_changed(y_val=label(-1)), ["y_val has labels from -1", "dvc repro translate"]),
+    ("train: images as floats with NaN", ("train", "linear_mnist"), "data/translated/centred.npz",
+     npz_changed(x_train=lambda x: np.where(x > 100, np.nan, x.astype(np.float64))), ["x_train is float64", "expected uint8"]),
+    ("train: fewer labels than images", ("train", "mlp_translated"), "data/translated/translated.npz",
+     npz_changed(y_train=lambda y: y[:-5]), ["images in x_train but", "labels in y_train"]),
+    ("train: an offset off the canvas", ("train", "mlp_translated"), "data/translated/translated.npz",
+     npz_changed(offsets_train=lambda o: o + 3), ["offsets_train runs from"]),
+    ("evaluate: test images of another size", ("evaluate", "linear_mnist"), "data/translated/centred.npz",
+     npz_changed(x_test=lambda x: np.pad(x, ((0, 0), (1, 1), (1, 1)))), ["x_test has images of 30x30, expected 28"]),
+    ("translate: raw labels out of range", ("translate",), "data/raw/mnist.npz",
+     npz_changed(y_test=label(12)), ["data/raw/mnist.npz holds the wrong data", "y_test has labels from 0 to 12"]),
+    ("translate: raw images of another dtype", ("translate",), "data/raw/mnist.npz",
+     npz_changed(x_train=lambda x: x.astype(np.int32) * 300), ["x_train is int32"]),
+    ("evaluate: a model of another architecture", ("evaluate", "linear_mnist"), "data/models/linear_mnist.keras",
+     lambda data: (Path(os.environ["FAULTS_PROJECT"]) / "data/models/mlp_translated.keras").read_bytes(),
+     ["data/models/linear_mnist.keras holds the wrong data", "model 'mlp' for 32x32x1 images", "expected model 'linear'"]),
+    ("report: a model of another architecture", ("report",), "data/models/cnn_centre.keras",
+     lambda data: (Path(os.environ["FAULTS_PROJECT"]) / "data/models/cnn_gap_translated.keras").read_bytes(),
+     ["data/models/cnn_centre.keras holds the wrong data", "expected model 'cnn'"]),
+    ("report: an invariance grid of the wrong shape", ("report",), "reports/metrics/invariance/cnn_centre.json",
+     json_changed(lambda d: d | {"grid": d["grid"][:-1]}), ["invariance/cnn_centre.json holds the wrong data", "grid must be 5x5"]),
+    ("report: an accuracy above 1", ("report",), "reports/metrics/mlp_translated.json",
+     json_changed(lambda d: d | {"test_accuracy": 1.5}), ["mlp_translated.json holds the wrong data", "test_accuracy"]),
+    ("report: a comparison without its p-value", ("report",), "reports/comparisons.json",
+     json_changed(lambda d: d | {"pairs": {k: {kk: vv for kk, vv in v.items() if kk != "p_value"} for k, v in d["pairs"].items()}}),
+     ["reports/comparisons.json holds the wrong data", "p_value"]),
+    ("report: a seed study with a run missing", ("report",), "reports/metrics/seeds/linear_mnist.json",
+     json_changed(lambda d: d | {"seeds": d["seeds"][:1]}), ["seeds/linear_mnist.json holds the wrong data", "runs = 2"]),
+    ("seeds: own metrics as text", ("seeds", "linear_mnist"), "reports/metrics/linear_mnist.json",
+     json_changed(lambda d: d | {"test_accuracy": "high"}), ["linear_mnist.json holds the wrong data", "test_accuracy"]),
+    ("evaluate: a training summary with a step count of -1", ("evaluate", "linear_mnist"),
+     "data/training/linear_mnist/metrics.json", json_changed(lambda d: d | {"steps": -1}), ["holds the wrong data", "steps"]),
+    ("compare: a predicted class of 11", ("compare",), "reports/predictions/cnn_centre.csv", first_prediction("11"),
+     ["reports/predictions/cnn_centre.csv holds the wrong data", "predicted classes from"]),
+    ("report: a confidence above 1", ("report",), "reports/predictions/cnn_centre.csv", first_prediction(None, "1.5"),
+     ["reports/predictions/cnn_centre.csv holds the wrong data", "confidence"]),
+]
+
+
+@pytest.mark.parametrize("command, relative, damage, expected", [c[1:] for c in WRONG_DATA], ids=[c[0] for c in WRONG_DATA])
+def test_an_input_that_reads_but_is_wrong_is_one_line_naming_it(project, monkeypatch, command, relative, damage, expected):
+    monkeypatch.setenv("FAULTS_PROJECT", str(project))
+    before = outputs(project)
+    with damaged(project, relative, damage):
+        fails_clearly(run_stage(project, *command), *expected)
+    assert outputs(project) == before
+    shutil.rmtree(project / "data/checkpoints", ignore_errors=True)
+
+
+# --- damaged checkpoints: moved aside, training starts over -----------------------------------
+
+def train_until_checkpointed(root: Path, name: str) -> None:
+    """Train `name` and kill it once it has written its first checkpoint."""
+    state = root / f"data/checkpoints/{name}/state.json"
+    process = subprocess.Popen([sys.executable, "-m", "stages.train", name], cwd=root, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+    assert state.exists()
+
+
+def state_changed(change):
+    def damage(folder: Path) -> None:
+        state = folder / "state.json"
+        state.write_text(json.dumps(change(json.loads(state.read_text()))))
+    return damage
+
+
+DAMAGED_CHECKPOINTS = [
+    ("state truncated", lambda folder: (folder / "state.json").write_bytes((folder / "state.json").read_bytes()[:40])),
+    ("state not JSON", lambda folder: (folder / "state.json").write_bytes(b"\xff\xfe")),
+    ("state a list", lambda folder: (folder / "state.json").write_text("[1, 2]")),
+    ("epoch as text", state_changed(lambda s: s | {"epoch": "three"})),
+    ("history shorter than the epoch", state_changed(lambda s: s | {"history": []})),
+    ("variables outside the folder", state_changed(lambda s: s | {"variables": "../../raw/mnist.npz"})),
+    ("epoch file missing", lambda folder: next(folder.glob("epoch-*.npz")).unlink()),
+    ("epoch file truncated", lambda folder: next(folder.glob("epoch-*.npz")).write_bytes(b"PK\x03\x04")),
+    ("epoch file of another model", lambda folder: np.savez(next(folder.glob("epoch-*.npz")), np.zeros(3))),
+    ("best weights missing", lambda folder: (folder / "best.npz").unlink()),
+]
+
+
+@pytest.mark.parametrize("damage", [c[1] for c in DAMAGED_CHECKPOINTS], ids=[c[0] for c in DAMAGED_CHECKPOINTS])
+def test_a_damaged_checkpoint_is_moved_aside_and_training_starts_over(project, damage):
+    name = "cnn_centre"
+    before = outputs(project)
+    train_until_checkpointed(project, name)
+    folder = project / f"data/checkpoints/{name}"
+    damage(folder)
+    result = run_stage(project, "train", name)
+    assert result.returncode == 0, result.stderr[-2000:]
+    warnings = [line for line in stage_lines(result) if "warning" in line]
+    assert len(warnings) == 1 and f"moved the checkpoint to data/checkpoints/{name}/damaged/" in warnings[0], warnings
+    assert "resuming" not in result.stdout
+    log = f"data/training/{name}/metrics.json"
+    assert {k: v for k, v in outputs(project).items() if k != log} == {k: v for k, v in before.items() if k != log}
+    assert not folder.exists()  # cleared once training succeeded, what was set aside with it
+
+
+# --- one trainer per checkpoint; a trainer whose parent has gone stops ---------------------------
+
+def test_a_second_trainer_on_the_same_checkpoint_stops_in_one_line(project):
+    name = "cnn_centre"
+    with changed_params(project, setter("experiments", name, "epochs", value=200)):
+        state = project / f"data/checkpoints/{name}/state.json"
+        first = subprocess.Popen([sys.executable, "-m", "stages.train", name], cwd=project,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while not state.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            second = run_stage(project, "train", name)
+            fails_clearly(second, f"another training run (process {first.pid}) is using data/checkpoints/{name}",
+                          f"kill {first.pid}")
+            assert first.poll() is None
+        finally:
+            first.kill()
+            first.wait()
+    shutil.rmtree(project / "data/checkpoints", ignore_errors=True)
+
+
+def test_a_trainer_whose_dvc_repro_was_terminated_stops_at_its_next_checkpoint(project_copy):
+    name = "cnn_centre"
+    with changed_params(project_copy, setter("experiments", name, "epochs", value=200)):
+        state = project_copy / f"data/checkpoints/{name}/state.json"
+        dvc = subprocess.Popen([str(Path(sys.executable).parent / "dvc"), "repro", "-s", "-f", f"train@{name}"],
+                               cwd=project_copy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=user_env())
+        deadline = time.monotonic() + 120
+        while not state.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        trainer = int((project_copy / f"data/checkpoints/{name}.lock").read_text())
+        dvc.send_signal(signal.SIGTERM)  # as a CI runner's timeout does
+        dvc.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{trainer}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{trainer}").exists(), "the trainer went on without its dvc repro"
+        assert 1 <= json.loads(state.read_text())["epoch"] < 200  # its last checkpoint is kept to resume from
+
+
+# --- leftovers and outputs replaced together ---------------------------------------------------
+
+def test_temporary_files_of_a_killed_write_are_removed_by_the_next_run(project):
+    dead = subprocess.run(["true"]).returncode or subprocess.Popen(["true"])
+    dead.wait()
+    leftover = project / f"data/models/.tmp-{dead.pid}-abc-linear_mnist.keras"
+    alive = project / f"data/models/.tmp-{os.getpid()}-abc-linear_mnist.keras"  # a write still in progress
+    leftover.write_bytes(b"half a model")
+    alive.write_bytes(b"another process's model, half written")
+    try:
+        assert run_stage(project, "train", "linear_mnist").returncode == 0
+        assert not leftover.exists() and alive.exists()
+    finally:
+        leftover.unlink(missing_ok=True)
+        alive.unlink()
