@@ -5,12 +5,14 @@ back to a default; a key written twice is an error too (YAML itself keeps the la
 Errors are one line that names the key and what is allowed.
 """
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from stages import paths
 from stages.cli import StageError
@@ -65,7 +67,7 @@ class TranslateParams(Section):
 
 
 class Experiment(Section):
-    name: str = Field("", exclude=True)  # the key in params.yaml; set by Params
+    name: SkipJsonSchema[str] = Field("", exclude=True)  # the key in params.yaml; set by Params
     data: DataFile
     placement: Placement
     model: Model
@@ -127,6 +129,12 @@ class Params(Section):
         if name not in self.experiments:
             raise ParamsError(f"unknown experiment '{name}'; params.yaml defines: {', '.join(self.experiments)}")
         return self.experiments[name]
+
+
+def json_schema() -> str:
+    """params.yaml's JSON schema (`make schema` writes it to params.schema.json), so that editors check the file
+    as they type: the first line of params.yaml names it for the YAML language server."""
+    return json.dumps(Params.model_json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
 # --- one line per error -------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 from stages.cli import StageError
 
 PARAMS = Path("params.yaml")
+PARAMS_SCHEMA = Path("params.schema.json")  # made from stages/params.py's models: `make schema`
 
 RAW = Path("data/raw")
 RAW_MNIST = RAW / "mnist.npz"
