@@ -1,6 +1,6 @@
 """Compute to accuracy: does the notebook's CNN reach 99.0% on the translated test set with half the images?
 
-    .venv/bin/python benchmarks/cnn_recipe.py [--seeds N]
+    python -m benchmarks.cnn_recipe [--seeds N]
 
 Trains the notebook's CNN architecture with two recipes, each with seeds 1..N (default 3), one run
 after the other, each in a fresh process, through the train stage's own code (model, optimizer,
@@ -20,16 +20,15 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# stages first: importing it sets TensorFlow's options (oneDNN), which must precede TensorFlow's import
-from stages import datasets, files, params, paths, training  # noqa: E402
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+from benchmarks import paths
+from stages import datasets, files, params, training
+from stages import paths as stage_paths
 
-OUTPUT = paths.BENCHMARKS / "cnn_recipe.json"
+OUTPUT = paths.CNN_RECIPE
 TARGET = 0.99
 EXPERIMENT = "cnn_translated"
 # What the half recipe changes in params.yaml's cnn_translated. Smaller batches give more steps per image,
@@ -88,8 +87,8 @@ def measure(name: str, seed: int) -> dict:
 
 
 def measure_apart(name: str, seed: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--run", name, "--seed", str(seed)], stdout=subprocess.PIPE,
-                         text=True)
+    out = subprocess.run([sys.executable, "-m", __spec__.name, "--run", name, "--seed", str(seed)],
+                         stdout=subprocess.PIPE, text=True)
     if out.returncode:
         sys.exit(f"cnn_recipe: the {name} run with seed {seed} failed (exit {out.returncode}); its error is above")
     return json.loads(out.stdout)
@@ -115,7 +114,7 @@ def main() -> None:
         return
     if args.seeds < 1:
         sys.exit("cnn_recipe: --seeds must be at least 1")
-    data_file = paths.dataset("translated")
+    data_file = stage_paths.dataset("translated")
     if not data_file.exists():
         sys.exit(f"cnn_recipe: {data_file} is missing; run `dvc repro translate` first")
 

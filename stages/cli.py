@@ -37,10 +37,16 @@ def os_error(error: OSError, path) -> StageError | None:
 ARGUMENTS = {"experiment": "the name of an experiment under `experiments:` in params.yaml"}
 
 
-def parser(stage: str, main: Callable) -> argparse.ArgumentParser:
+def module_name(main: Callable) -> str:
+    """'stages.train' for stages/train.py's main, also when it runs as '__main__' (`python -m`: its spec knows)."""
+    module = sys.modules[main.__module__]
+    return module.__spec__.name if module.__spec__ else main.__module__
+
+
+def parser(main: Callable) -> argparse.ArgumentParser:
     """The stage's command line: its module's docstring as the description, one positional per parameter of main."""
     module = sys.modules[main.__module__]
-    parse = argparse.ArgumentParser(prog=f"python -m stages.{stage}", description=module.__doc__,
+    parse = argparse.ArgumentParser(prog=f"python -m {module_name(main)}", description=module.__doc__,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     for name in inspect.signature(main).parameters:
         parse.add_argument(name, help=ARGUMENTS.get(name))
@@ -49,10 +55,9 @@ def parser(stage: str, main: Callable) -> argparse.ArgumentParser:
 
 def run(main: Callable[..., None], argv: Sequence[str] | None = None) -> int:
     """Call `main` with the command line's arguments (one per parameter) and return the exit code."""
-    module = sys.modules[main.__module__]  # '__main__' under `python -m stages.<stage>`: its spec has the name
-    stage = (module.__spec__.name if module.__spec__ else main.__module__).rpartition(".")[2]
+    stage = module_name(main).rpartition(".")[2]
     try:
-        args = list(vars(parser(stage, main).parse_args(argv)).values())  # None: sys.argv[1:]
+        args = list(vars(parser(main).parse_args(argv)).values())  # None: sys.argv[1:]
     except SystemExit as stop:  # --help (0) or a wrong command line (2, with the usage on stderr)
         return stop.code
     label = "@".join([stage, *args])  # as DVC names the stage: train@cnn_translated

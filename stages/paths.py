@@ -75,15 +75,6 @@ def predictions(experiment: str) -> Path:
     return inside(PREDICTIONS, f"{experiment}.csv")
 
 
-# The speed measurements: the benchmarks pipeline (benchmarks/dvc.yaml) writes them and their page.
-BENCHMARKS = Path("reports/benchmarks")
-BENCHMARK = BENCHMARKS / "cnn_speed.json"
-BENCHMARK_LEVERS = BENCHMARKS / "cnn_levers.json"
-BENCHMARK_PIPELINE = BENCHMARKS / "pipeline_time.json"
-SPEED_FIGURE = BENCHMARKS / "time_to_accuracy.png"
-SPEED_MD = Path("reports/speed.md")
-SPEED_HTML = Path("reports/speed.html")
-
 REPORT_MD = Path("reports/report.md")
 REPORT_HTML = Path("reports/index.html")
 FIGURES = Path("reports/figures")
@@ -94,12 +85,13 @@ def figure_png(name: str) -> Path:
 
 
 # Which stage writes each file, or what is under each folder; per-experiment stages are named after the
-# first part of the path below it (data/models/<experiment>.keras: train@<experiment>).
+# first part of the path below it (data/models/<experiment>.keras: train@<experiment>). The speed measurements
+# and their page are the benchmarks pipeline's (benchmarks/paths.py names each file).
 MADE_BY = ((RAW, "download"), (DATASET_DIR, "translate"), (MODELS, "train@"), (TRAINING_RUNS, "train@"),
            (INVARIANCE, "invariance@"), (SEEDS, "seeds@"), (METRICS, "evaluate@"), (PREDICTIONS, "evaluate@"),
-           (TRAINING_LOGS, "evaluate@"), (COMPARISONS, "compare"), (BENCHMARKS, "benchmarks/dvc.yaml"),
-           (SPEED_MD, "benchmarks/dvc.yaml"),
-           (SPEED_HTML, "benchmarks/dvc.yaml"), (Path("reports"), "report"))
+           (TRAINING_LOGS, "evaluate@"), (COMPARISONS, "compare"), (Path("reports/benchmarks"), "benchmarks/dvc.yaml"),
+           (Path("reports/speed.md"), "benchmarks/dvc.yaml"), (Path("reports/speed.html"), "benchmarks/dvc.yaml"),
+           (Path("reports"), "report"))
 
 
 def made_by(path: Path) -> str | None:

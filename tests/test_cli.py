@@ -23,7 +23,7 @@ def run(main, argv, capsys):
 
 def test_the_arguments_follow_the_mains_parameters(capsys):
     code, lines = run(train, [], capsys)
-    assert code == 2 and lines[0] == "usage: python -m stages.test_cli [-h] experiment"
+    assert code == 2 and lines[0] == f"usage: python -m {__name__} [-h] experiment"
     assert lines[-1].endswith("error: the following arguments are required: experiment")
     assert run(train, ["a", "b"], capsys)[0] == 2
     assert run(train, ["cnn"], capsys) == (2, ["error: test_cli@cnn: cnn went wrong"])
@@ -32,7 +32,7 @@ def test_the_arguments_follow_the_mains_parameters(capsys):
 def test_help_describes_the_stage_and_its_arguments_and_exits_0(capsys):
     assert cli.run(train, argv=["--help"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage: python -m stages.test_cli [-h] experiment")
+    assert out.startswith(f"usage: python -m {__name__} [-h] experiment\n\nA stage's command line and how it fails.")
     assert "A stage's main with one argument" not in out  # the module's docstring, not main's
     assert "experiment  the name of an experiment under `experiments:` in params.yaml" in out
 
