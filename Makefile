@@ -6,10 +6,15 @@ BIN := $(VENV)/bin
 # dvc runs each stage's `python` from PATH: put the venv's first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test lint schema benchmarks install clean
+.PHONY: repro test lint schema notebook benchmarks install clean
 
 repro: $(VENV)/.installed
 	$(BIN)/dvc repro
+
+# The 2018 notebook's own settings (notebook.yaml) as one DVC experiment, `notebook`: one -S per setting.
+notebook: $(VENV)/.installed
+	$(BIN)/python -c 'import yaml; [print(f"-S experiments.{e}.{k}={v}") for e, s in yaml.safe_load(open("notebook.yaml"))["experiments"].items() for k, v in s.items()]' \
+	  | xargs $(BIN)/dvc exp run -n notebook
 
 # The speed measurements (benchmarks/dvc.yaml): as long as a whole pipeline run, and more.
 benchmarks: $(VENV)/.installed

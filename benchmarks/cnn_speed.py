@@ -73,8 +73,8 @@ class TestCheck(keras.callbacks.Callback):
 
 
 def settings() -> dict[str, params.Experiment]:
-    """(a) params.yaml's cnn_translated with the notebook's settings, as README's `dvc exp run -S`
-    line sets them; (b) params.yaml's cnn_translated as it is."""
+    """(a) params.yaml's cnn_translated with the notebook's settings, as notebook.yaml (`make notebook`)
+    sets them; (b) params.yaml's cnn_translated as it is."""
     default = params.load().experiment(EXPERIMENT)
     original = default.model_copy(update=dict(placement="fixed", optimizer="adam", learning_rate=1e-4,
                                               schedule="constant", warmup_epochs=0, batch_size=50, seed=1,
