@@ -7,7 +7,7 @@ after the other, each in a fresh process, through the train stage's own code (mo
 schedule, batches, precision):
   default: params.yaml's `cnn_translated` as it is;
   half:    the same with half of its training images (HALF below: fewer epochs, smaller batches),
-           the best half-budget recipe found so far (README, Speed).
+           the best half-budget recipe found so far (docs/speed.md).
 After every epoch it scores the full 10000-image translated test set (timed apart from training) and
 records the images seen and training seconds when accuracy first reached 99.0%, and the final
 accuracy; the question is whether the half recipe's mean over seeds reaches 99.0%. Needs the
@@ -32,7 +32,7 @@ OUTPUT = paths.CNN_RECIPE
 TARGET = 0.99
 EXPERIMENT = "cnn_translated"
 # What the half recipe changes in params.yaml's cnn_translated. Smaller batches give more steps per image,
-# which is what this model is short of at half the images (README, Speed).
+# which is what this model is short of at half the images (docs/speed.md).
 HALF = {"epochs": 10, "batch_size": 256}
 
 
