@@ -1,6 +1,6 @@
 """Which settings make the original CNN train faster on this machine? Images per second, one lever at a time.
 
-    .venv/bin/python benchmarks/cnn_levers.py [--steps N] [--rounds R]
+    python -m benchmarks.cnn_levers [--steps N] [--rounds R]
 
 Each variant runs in a fresh Python process (thread pools, determinism, dtype policies,
 the Keras backend and TensorFlow's environment options are process-wide), trains the
@@ -19,12 +19,11 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages import files, paths  # noqa: E402
+from benchmarks import paths
+from stages import files
 
-OUTPUT = paths.BENCHMARK_LEVERS
+OUTPUT = paths.CNN_LEVERS
 WARMUP_STEPS = 5
 
 # name -> settings, each one change from the first row: the project's default path
@@ -96,7 +95,7 @@ def measure(settings: dict, steps: int) -> float:
 
 def measure_apart(name: str, steps: int) -> dict:
     """One variant in a fresh process: {"images_per_second": ...} or {"error": its last line of stderr}."""
-    out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(steps)],
+    out = subprocess.run([sys.executable, "-m", __spec__.name, "--one", name, "--steps", str(steps)],
                          capture_output=True, text=True, env=os.environ | VARIANTS[name].get("env", {}))
     if out.returncode:
         return {"error": out.stderr.strip().splitlines()[-1]}
@@ -116,7 +115,8 @@ def summarise(rounds: list[dict[str, dict]]) -> dict[str, dict]:
             continue
         rates = [r[name]["images_per_second"] for r in rounds]
         ratios = [r[name]["images_per_second"] / r["default"]["images_per_second"] for r in rounds]
-        summary[name] = {"images_per_second": statistics.median(rates), "vs_default": round(statistics.median(ratios), 2),
+        summary[name] = {"images_per_second": statistics.median(rates),
+                         "vs_default": round(statistics.median(ratios), 2),
                          "rounds": [round(rate, 1) for rate in rates]}
     return summary
 

@@ -1,13 +1,13 @@
 """Compute to accuracy: does the notebook's CNN reach 99.0% on the translated test set with half the images?
 
-    .venv/bin/python benchmarks/cnn_recipe.py [--seeds N]
+    python -m benchmarks.cnn_recipe [--seeds N]
 
 Trains the notebook's CNN architecture with two recipes, each with seeds 1..N (default 3), one run
 after the other, each in a fresh process, through the train stage's own code (model, optimizer,
 schedule, batches, precision):
   default: params.yaml's `cnn_translated` as it is;
   half:    the same with half of its training images (HALF below: fewer epochs, smaller batches),
-           the best half-budget recipe found so far (README, Speed).
+           the best half-budget recipe found so far (docs/speed.md).
 After every epoch it scores the full 10000-image translated test set (timed apart from training) and
 records the images seen and training seconds when accuracy first reached 99.0%, and the final
 accuracy; the question is whether the half recipe's mean over seeds reaches 99.0%. Needs the
@@ -20,20 +20,19 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# stages first: importing it sets TensorFlow's options (oneDNN), which must precede TensorFlow's import
-from stages import datasets, files, params, paths, training  # noqa: E402
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+from benchmarks import paths
+from stages import datasets, files, params, training
+from stages import paths as stage_paths
 
-OUTPUT = paths.BENCHMARKS / "cnn_recipe.json"
+OUTPUT = paths.CNN_RECIPE
 TARGET = 0.99
 EXPERIMENT = "cnn_translated"
 # What the half recipe changes in params.yaml's cnn_translated. Smaller batches give more steps per image,
-# which is what this model is short of at half the images (README, Speed).
+# which is what this model is short of at half the images (docs/speed.md).
 HALF = {"epochs": 10, "batch_size": 256}
 
 
@@ -88,8 +87,8 @@ def measure(name: str, seed: int) -> dict:
 
 
 def measure_apart(name: str, seed: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--run", name, "--seed", str(seed)], stdout=subprocess.PIPE,
-                         text=True)
+    out = subprocess.run([sys.executable, "-m", __spec__.name, "--run", name, "--seed", str(seed)],
+                         stdout=subprocess.PIPE, text=True)
     if out.returncode:
         sys.exit(f"cnn_recipe: the {name} run with seed {seed} failed (exit {out.returncode}); its error is above")
     return json.loads(out.stdout)
@@ -115,7 +114,7 @@ def main() -> None:
         return
     if args.seeds < 1:
         sys.exit("cnn_recipe: --seeds must be at least 1")
-    data_file = paths.dataset("translated")
+    data_file = stage_paths.dataset("translated")
     if not data_file.exists():
         sys.exit(f"cnn_recipe: {data_file} is missing; run `dvc repro translate` first")
 

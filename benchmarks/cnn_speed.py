@@ -1,6 +1,6 @@
 """How fast does the original CNN reach the original's accuracy? Original settings vs ours, one run.
 
-    .venv/bin/python benchmarks/cnn_speed.py [--max-seconds S] [--eval-images N]
+    python -m benchmarks.cnn_speed [--max-seconds S] [--eval-images N]
 
 Trains the notebook's CNN architecture on the translated data two ways, on this machine:
   (a) original: Adam 1e-4 constant, batch 50, the translate stage's fixed training images,
@@ -22,18 +22,16 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# stages first: importing it sets TensorFlow's options (oneDNN), which must precede TensorFlow's import
-from stages import datasets, files, models, params, paths, training  # noqa: E402
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compute import matmul_peak, training_flops_per_image  # noqa: E402  (benchmarks/compute.py)
+from benchmarks import paths
+from benchmarks.compute import matmul_peak, training_flops_per_image
+from stages import datasets, files, models, params, training
+from stages import paths as stage_paths
 
-OUTPUT = paths.BENCHMARK
+OUTPUT = paths.CNN_SPEED
 TARGET = 0.965
 EXPERIMENT = "cnn_translated"
 # Each run's process environment: (a) is plain Keras, so TensorFlow's kernels rather than the stages' oneDNN.
@@ -75,8 +73,8 @@ class TestCheck(keras.callbacks.Callback):
 
 
 def settings() -> dict[str, params.Experiment]:
-    """(a) params.yaml's cnn_translated with the notebook's settings, as README's `dvc exp run -S`
-    line sets them; (b) params.yaml's cnn_translated as it is."""
+    """(a) params.yaml's cnn_translated with the notebook's settings, as notebook.yaml (`make notebook`)
+    sets them; (b) params.yaml's cnn_translated as it is."""
     default = params.load().experiment(EXPERIMENT)
     original = default.model_copy(update=dict(placement="fixed", optimizer="adam", learning_rate=1e-4,
                                               schedule="constant", warmup_epochs=0, batch_size=50, seed=1,
@@ -111,7 +109,7 @@ def measure(name: str, args) -> dict:
 
 def measure_apart(name: str, args, flops: float, peak: float) -> dict:
     """`measure` in a fresh process with the run's environment; adds GFLOP/s and the share of `peak`."""
-    command = [sys.executable, __file__, "--run", name, "--max-seconds", str(args.max_seconds),
+    command = [sys.executable, "-m", __spec__.name, "--run", name, "--max-seconds", str(args.max_seconds),
                "--eval-images", str(args.eval_images)]
     out = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=os.environ | ENVIRONMENT[name])
     if out.returncode:
@@ -132,7 +130,7 @@ def main() -> None:
         print(json.dumps(measure(args.run, args)))
         return
 
-    data_file = paths.dataset("translated")
+    data_file = stage_paths.dataset("translated")
     if not data_file.exists():
         sys.exit(f"cnn_speed: {data_file} is missing; run `dvc repro translate` first")
     with np.load(data_file) as data:  # an .npz reads only the arrays asked for: here the small validation set

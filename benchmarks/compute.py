@@ -1,6 +1,6 @@
 """What the pipeline must compute, and how fast this machine can: the yardstick of the speed pages.
 
-    .venv/bin/python benchmarks/compute.py    # prints the JSON that benchmarks/pipeline_time.py records
+    python -m benchmarks.compute    # prints the JSON that benchmarks/pipeline_time.py records
 
 A stage's work is the floating-point operations its models must do, counted from the
 convolution and dense layers (multiply-adds x2; forward x3 for forward plus backward):
@@ -13,15 +13,12 @@ matrix-product peak, measured here; a stage's share is its bound over its measur
 
 import json
 import math
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages import models, params  # noqa: E402  (stages first: it sets TensorFlow's options)
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+from stages import models, params
 
 MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
 
@@ -81,7 +78,8 @@ def stage_work(p: params.Params) -> dict[str, float]:
 def main() -> None:
     peak = matmul_peak()
     work = stage_work(params.load())
-    print(json.dumps({"matmul_peak_gflops": round(peak, 1), "work_gflop": {k: round(v / 1e9, 1) for k, v in work.items()},
+    print(json.dumps({"matmul_peak_gflops": round(peak, 1),
+                      "work_gflop": {k: round(v / 1e9, 1) for k, v in work.items()},
                       "total_tflop": round(math.fsum(work.values()) / 1e12, 1)}))
 
 

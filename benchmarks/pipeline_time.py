@@ -1,18 +1,18 @@
 """How long does the whole default pipeline take here, stage by stage, and how much memory?
 
-    .venv/bin/python benchmarks/pipeline_time.py [STAGE ...]
+    python -m benchmarks.pipeline_time [STAGE ...]
 
-Copies the project (the files git would commit) to a scratch folder that shares this checkout's
-DVC cache, and there runs every stage of dvc.yaml alone with `dvc repro --force --single-item`, in
-`dvc stage list` order (a topological one), recording each stage's seconds and peak memory in
-reports/benchmarks/pipeline_time.json, with each stage's work, bound and share of it
-(benchmarks/compute.py, whose float32 matrix-product peak is measured first, on the idle machine). As long as a full `make repro` (most of an hour with the
-default params on 2 cores); this checkout's outputs are not touched. Because the cache is shared,
-what the copy trains lands in DVC's run cache, and a `dvc repro` here afterwards restores those
-stages instead of training them again. The file is rewritten after every stage, so an interrupted
-run keeps what it measured (`complete` says whether it got through). Naming stages times only those
-again (their inputs restored from the cache) and replaces their rows, marked `retimed`, for a stage
-that other work on the machine slowed. A stage of the benchmarks pipeline (benchmarks/dvc.yaml).
+Copies the project (the files git would commit) to a scratch folder that shares this checkout's DVC cache, and
+there runs every stage of dvc.yaml alone with `dvc repro --force --single-item`, in `dvc stage list` order (a
+topological one), recording each stage's seconds and peak memory in reports/benchmarks/pipeline_time.json,
+with each stage's work, bound and share of it (benchmarks/compute.py, whose float32 matrix-product peak is
+measured first, on the idle machine). As long as a full `make repro` (the speed page, reports/speed.md, says
+how long); this checkout's outputs are not touched. Because the cache is shared, what the copy trains lands in
+DVC's run cache, and a `dvc repro` here afterwards restores those stages instead of training them again. The
+file is rewritten after every stage, so an interrupted run keeps what it measured (`complete` says whether it
+got through). Naming stages times only those again (their inputs restored from the cache) and replaces their
+rows, marked `retimed`, for a stage that other work on the machine slowed. A stage of the benchmarks pipeline
+(benchmarks/dvc.yaml).
 """
 
 import argparse
@@ -25,11 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from stages import files, paths  # noqa: E402
+from benchmarks import paths
+from stages import files
 
-OUTPUT = paths.BENCHMARK_PIPELINE
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = paths.PIPELINE_TIME
 
 
 def dvc(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
@@ -61,8 +61,8 @@ def run_stage(name: str, cwd: Path) -> dict:
 
 
 def yardstick() -> dict:
-    """benchmarks/compute.py in its own process: the peak, and each stage's work."""
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compute.py")], cwd=ROOT, check=True,
+    """benchmarks.compute in its own process: the peak, and each stage's work."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.compute"], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 

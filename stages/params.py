@@ -7,11 +7,13 @@ that YAML reads as something other than text (`null`, `true`, `1e3`) is refused.
 Errors are one line that names the key and what is allowed.
 """
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from stages import paths
 from stages.cli import StageError
@@ -66,23 +68,31 @@ class TranslateParams(Section):
 
 
 class Experiment(Section):
-    name: str = Field("", exclude=True)  # the key in params.yaml; set by Params
-    data: DataFile
-    placement: Placement
-    model: Model
+    name: SkipJsonSchema[str] = Field("", exclude=True)  # the key in params.yaml; set by Params
+    # The descriptions are what an editor shows from params.schema.json; params.yaml's comments say the same.
+    data: DataFile = Field(description="centred (28x28) or translated (canvas); validation and test use that file")
+    placement: Placement = Field(description="where training digits sit: fixed (as in the data file), fresh (a new "
+                                             "random offset every epoch) or centre")
+    model: Model = Field(description="the architecture (stages/models.py)")
     optimizer: Literal["sgd", "adam"]
     learning_rate: Positive
-    schedule: Literal["constant", "cosine"]
+    schedule: Literal["constant", "cosine"] = Field(description="constant, or cosine: linear warm-up over "
+                                                                "warmup_epochs, then cosine decay to 0")
     warmup_epochs: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
     batch_size: Count
     epochs: Count
-    max_steps: Count | None
-    patience: Count | None
-    target_accuracy: Annotated[float, Strict(), Field(gt=0, le=1)] | None
-    max_seconds: Positive | None
+    max_steps: Count | None = Field(description="stop after this many steps; null: off")
+    patience: Count | None = Field(description="stop after this many epochs without a lower validation loss, "
+                                               "keeping the best epoch's weights; null: off")
+    target_accuracy: Annotated[float, Strict(), Field(gt=0, le=1)] | None = Field(
+        description="stop once validation accuracy reaches it; null: off")
+    max_seconds: Positive | None = Field(description="stop after this many seconds of training; null: off")
     seed: Seed
-    precision: Literal["float32", "mixed_bfloat16", "auto"]
-    data_parallel: Annotated[bool, Strict()]
+    precision: Literal["float32", "mixed_bfloat16", "auto"] = Field(
+        description="mixed_bfloat16: weights in float32, arithmetic in bfloat16; auto: mixed_bfloat16 where the "
+                    "CPU computes bfloat16 natively (AVX-512 BF16, AMX), float32 elsewhere")
+    data_parallel: Annotated[bool, Strict()] = Field(description="train on every device the backend shows, each "
+                                                                 "taking a share of every batch")
 
     @model_validator(mode="after")
     def _centred_data_stays_put(self):
@@ -132,6 +142,12 @@ class Params(Section):
         if name not in self.experiments:
             raise ParamsError(f"unknown experiment '{name}'; params.yaml defines: {', '.join(self.experiments)}")
         return self.experiments[name]
+
+
+def json_schema() -> str:
+    """params.yaml's JSON schema (`make schema` writes it to params.schema.json), so that editors check the file
+    as they type: the first line of params.yaml names it for the YAML language server."""
+    return json.dumps(Params.model_json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
 # --- one line per error -------------------------------------------------------------------

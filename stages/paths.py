@@ -11,6 +11,7 @@ from pathlib import Path
 from stages.cli import StageError
 
 PARAMS = Path("params.yaml")
+PARAMS_SCHEMA = Path("params.schema.json")  # made from stages/params.py's models: `make schema`
 
 RAW = Path("data/raw")
 RAW_MNIST = RAW / "mnist.npz"
@@ -74,15 +75,6 @@ def predictions(experiment: str) -> Path:
     return inside(PREDICTIONS, f"{experiment}.csv")
 
 
-# The speed measurements: the benchmarks pipeline (benchmarks/dvc.yaml) writes them and their page.
-BENCHMARKS = Path("reports/benchmarks")
-BENCHMARK = BENCHMARKS / "cnn_speed.json"
-BENCHMARK_LEVERS = BENCHMARKS / "cnn_levers.json"
-BENCHMARK_PIPELINE = BENCHMARKS / "pipeline_time.json"
-SPEED_FIGURE = BENCHMARKS / "time_to_accuracy.png"
-SPEED_MD = Path("reports/speed.md")
-SPEED_HTML = Path("reports/speed.html")
-
 REPORT_MD = Path("reports/report.md")
 REPORT_HTML = Path("reports/index.html")
 FIGURES = Path("reports/figures")
@@ -95,7 +87,7 @@ def figure_png(name: str) -> Path:
 # The folders whose entries are outputs. A link to or above one of them (data/ on a bigger disk) is the
 # user's choice and followed; below one, a link is never followed (files.check_no_links).
 OUTPUT_FOLDERS = (RAW, DATASET_DIR, MODELS, CHECKPOINTS, TRAINING_RUNS, TRAINING_LOGS, INVARIANCE, SEEDS, METRICS,
-                  PREDICTIONS, BENCHMARKS, Path("reports"))
+                  PREDICTIONS, Path("reports/benchmarks"), Path("reports"))
 
 
 def output_folder(path: Path) -> Path:
@@ -106,12 +98,13 @@ def output_folder(path: Path) -> Path:
 
 
 # Which stage writes each file, or what is under each folder; per-experiment stages are named after the
-# first part of the path below it (data/models/<experiment>.keras: train@<experiment>).
+# first part of the path below it (data/models/<experiment>.keras: train@<experiment>). The speed measurements
+# and their page are the benchmarks pipeline's (benchmarks/paths.py names each file).
 MADE_BY = ((RAW, "download"), (DATASET_DIR, "translate"), (MODELS, "train@"), (TRAINING_RUNS, "train@"),
            (INVARIANCE, "invariance@"), (SEEDS, "seeds@"), (METRICS, "evaluate@"), (PREDICTIONS, "evaluate@"),
-           (TRAINING_LOGS, "evaluate@"), (COMPARISONS, "compare"), (BENCHMARKS, "benchmarks/dvc.yaml"),
-           (SPEED_MD, "benchmarks/dvc.yaml"),
-           (SPEED_HTML, "benchmarks/dvc.yaml"), (Path("reports"), "report"))
+           (TRAINING_LOGS, "evaluate@"), (COMPARISONS, "compare"), (Path("reports/benchmarks"), "benchmarks/dvc.yaml"),
+           (Path("reports/speed.md"), "benchmarks/dvc.yaml"), (Path("reports/speed.html"), "benchmarks/dvc.yaml"),
+           (Path("reports"), "report"))
 
 
 def made_by(path: Path) -> str | None:

@@ -22,7 +22,8 @@ def split(mnist: dict[str, np.ndarray], validation_size: int) -> dict[str, tuple
     """Validation is the first `validation_size` training digits, as in TensorFlow's old reader."""
     n_train = len(mnist["x_train"])
     if validation_size >= n_train:
-        raise params.ParamsError(f"data.validation_size = {validation_size}: must be < {n_train}, the training set size")
+        raise params.ParamsError(f"data.validation_size = {validation_size}: must be < {n_train}, "
+                                 "the training set size")
     x, y = mnist["x_train"], mnist["y_train"]
     return {
         "train": (x[validation_size:], y[validation_size:]),

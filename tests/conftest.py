@@ -18,16 +18,6 @@ from stages.params import Experiment, TranslateParams
 REPO = Path(__file__).resolve().parents[1]
 
 
-def benchmark_script(name: str):
-    """A script of benchmarks/ as a module (they are run as scripts, not imported as a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def pytest_report_header():
     import keras
 

@@ -1,24 +1,23 @@
-import re
+import ast
 
 import yaml
 
+from benchmarks import cnn_levers, cnn_recipe, cnn_speed, compute, pipeline_time
 from stages import models, params
-from tests.conftest import REPO, benchmark_script, experiment
-
+from tests.conftest import REPO, experiment
 
 CNN_CONV = 2 * 5 * 5 * 1 * 32 * 40 * 40  # 'same' padding: one 5x5x1 kernel per output pixel and channel
 CNN_DENSE = 2 * (20 * 20 * 32 * 1024 + 1024 * 10)
 
 
 def test_training_flops_count_every_conv_and_dense_multiply_add_three_times():
-    compute = benchmark_script("compute")
     assert compute.training_flops_per_image(models.cnn((40, 40, 1))) == 3 * (CNN_CONV + CNN_DENSE)
     # about the 87 MFLOP the speed issue quotes for the notebook's CNN
     assert 86e6 < 3 * (CNN_CONV + CNN_DENSE) < 88e6
 
 
 def test_stage_work_counts_training_validation_scoring_seeds_and_grids():
-    compute, p = benchmark_script("compute"), params.load(REPO / "params.yaml")
+    p = params.load(REPO / "params.yaml")
     work, exp, forward = compute.stage_work(p), p.experiment("cnn_translated"), CNN_CONV + CNN_DENSE
     n_val = p.data.validation_size
     run = exp.epochs * (3 * forward * (60_000 - n_val) + forward * n_val)
@@ -30,7 +29,6 @@ def test_stage_work_counts_training_validation_scoring_seeds_and_grids():
 
 
 def test_a_stage_share_is_its_work_at_the_peak_over_its_time():
-    pipeline_time = benchmark_script("pipeline_time")
     result = {"matmul_peak_gflops": 100.0, "work_gflop": {"train@a": 500.0, "evaluate@a": 10.0},
               "stages": [{"stage": "download", "seconds": 5.0}, {"stage": "train@a", "seconds": 10.0},
                          {"stage": "evaluate@a", "seconds": 1.0}], "seconds": 16.0}
@@ -40,32 +38,27 @@ def test_a_stage_share_is_its_work_at_the_peak_over_its_time():
 
 
 def test_every_lever_changes_one_known_setting():
-    cnn_levers = benchmark_script("cnn_levers")
     known = {"batch_size", "deterministic", "jit_compile", "steps_per_execution", "inter_op_threads", "policy", "env"}
     first, *others = cnn_levers.VARIANTS.values()
     assert first == {}
     assert all(len(v) == 1 and set(v) <= known for v in others)
 
 
-def test_the_original_run_uses_the_settings_readme_gives_for_the_notebook():
-    readme = (REPO / "README.md").read_text()
-    given = dict(re.findall(r"-S experiments\.cnn_translated\.(\w+)=(\S+)", readme))
-    assert given, "README lost its `dvc exp run -S` line for cnn_translated"
-    original = benchmark_script("cnn_speed").settings()["original"]
+def test_the_original_run_uses_the_notebooks_settings_that_make_notebook_runs():
+    given = yaml.safe_load((REPO / "notebook.yaml").read_text())["experiments"]["cnn_translated"]
+    original = cnn_speed.settings()["original"]
     for key, value in given.items():
         if key not in ("epochs", "max_steps"):  # the benchmark trains until the target instead
-            assert getattr(original, key) == yaml.safe_load(value), key
+            assert getattr(original, key) == value, key
 
 
 def test_the_original_run_is_plain_keras_and_ours_runs_on_the_stages_kernels():
-    cnn_speed = benchmark_script("cnn_speed")
     assert cnn_speed.ENVIRONMENT.keys() == cnn_speed.settings().keys()
     assert cnn_speed.ENVIRONMENT["original"] == {"TF_ENABLE_ONEDNN_OPTS": "0"}  # TensorFlow's default on AVX2
     assert "TF_ENABLE_ONEDNN_OPTS" not in cnn_speed.ENVIRONMENT["default"]
 
 
 def test_levers_take_medians_of_rounds_and_of_ratios_within_a_round_and_report_failures():
-    cnn_levers = benchmark_script("cnn_levers")
     # the machine slows down 2x in the second round; within it the lever keeps its 1.5x
     rounds = [{"default": {"images_per_second": 100.0}, "lever": {"images_per_second": 150.0},
                "broken": {"images_per_second": 10.0}},
@@ -82,7 +75,6 @@ def test_levers_take_medians_of_rounds_and_of_ratios_within_a_round_and_report_f
 
 
 def test_the_half_recipe_is_the_default_with_at_most_half_its_images_and_the_same_model():
-    cnn_recipe = benchmark_script("cnn_recipe")
     recipes = cnn_recipe.recipes()
     default, half = recipes["default"], recipes["half"]
     assert default == params.load(REPO / "params.yaml").experiment("cnn_translated")
@@ -94,7 +86,6 @@ def test_the_half_recipe_is_the_default_with_at_most_half_its_images_and_the_sam
 
 
 def test_a_recipe_run_scores_every_epoch_and_counts_one_pass_of_the_digits_per_epoch(tiny_data, monkeypatch):
-    cnn_recipe = benchmark_script("cnn_recipe")
     (tmp := tiny_data / "data" / "translated").mkdir(parents=True)
     (tiny_data / "translated.npz").rename(tmp / "translated.npz")
     monkeypatch.chdir(tiny_data)
@@ -111,7 +102,6 @@ def test_a_recipe_run_scores_every_epoch_and_counts_one_pass_of_the_digits_per_e
 
 
 def test_first_reaching_is_the_first_scoring_at_or_above_the_target():
-    cnn_recipe = benchmark_script("cnn_recipe")
     curve = [{"images": 1, "test_accuracy": 0.98}, {"images": 2, "test_accuracy": 0.99},
              {"images": 3, "test_accuracy": 0.995}]
     assert cnn_recipe.first_reaching(curve, 0.99)["images"] == 2
@@ -124,3 +114,31 @@ def test_pipeline_time_depends_on_all_the_code_the_pipeline_runs():
     code = {dep for stage in main for dep in stage.get("do", stage)["deps"] if dep.startswith("stages/")}
     timing = yaml.safe_load((REPO / "benchmarks" / "dvc.yaml").read_text())["stages"]["pipeline_time"]
     assert {dep for dep in timing["deps"] if dep.startswith("stages")} == code
+
+
+def code_of(module: str, seen: set[str] | None = None) -> set[str]:
+    """The files of `stages` and `benchmarks` that `python -m <module>` runs: the module, its packages'
+    __init__.py and what it imports from either package, followed through."""
+    seen = set() if seen is None else seen
+    package, _, _ = module.partition(".")
+    path = f"{module.replace('.', '/')}.py"
+    if path in seen:
+        return seen
+    seen |= {path, f"{package}/__init__.py"}
+    for node in ast.walk(ast.parse((REPO / path).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("stages", "benchmarks"):
+            names = [node.module] if "." in node.module else [f"{node.module}.{alias.name}" for alias in node.names]
+            for name in names:
+                if (REPO / f"{name.replace('.', '/')}.py").is_file():
+                    code_of(name, seen)
+        elif isinstance(node, ast.Import) and any(alias.name == "stages" for alias in node.names):
+            seen.add("stages/__init__.py")
+    return seen
+
+
+def test_every_benchmark_stage_depends_on_all_the_code_it_runs():
+    for name, stage in yaml.safe_load((REPO / "benchmarks" / "dvc.yaml").read_text())["stages"].items():
+        module = stage["cmd"].removeprefix("python -m ").split()[0]
+        assert module == f"benchmarks.{name}"
+        code = code_of(module)
+        assert code <= set(stage["deps"]), f"{name} misses {sorted(code - set(stage['deps']))}"

@@ -1,12 +1,17 @@
+"""A stage's command line and how it fails."""
+
 import errno
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
 from stages import cli, files
 from stages.cli import StageError
+from tests.conftest import REPO
 
 
 def train(experiment: str) -> None:
@@ -21,9 +26,29 @@ def run(main, argv, capsys):
 
 
 def test_the_arguments_follow_the_mains_parameters(capsys):
-    assert run(train, [], capsys) == (2, ["usage: python -m stages.test_cli <experiment>"])
+    code, lines = run(train, [], capsys)
+    assert code == 2 and lines[0] == f"usage: python -m {__name__} [-h] experiment"
+    assert lines[-1].endswith("error: the following arguments are required: experiment")
     assert run(train, ["a", "b"], capsys)[0] == 2
     assert run(train, ["cnn"], capsys) == (2, ["error: test_cli@cnn: cnn went wrong"])
+
+
+def test_help_describes_the_stage_and_its_arguments_and_exits_0(capsys):
+    assert cli.run(train, argv=["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m {__name__} [-h] experiment\n\nA stage's command line and how it fails.")
+    assert "A stage's main with one argument" not in out  # the module's docstring, not main's
+    assert "experiment  the name of an experiment under `experiments:` in params.yaml" in out
+
+
+@pytest.mark.parametrize("stage", ["download", "translate", "train", "evaluate", "invariance", "seeds", "compare",
+                                   "report"])
+def test_every_stage_answers_help_without_running(stage):
+    result = subprocess.run([sys.executable, "-m", f"stages.{stage}", "--help"], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: python -m stages.{stage} [-h]")
+    assert f"Stage `{stage}`" in result.stdout  # the module's docstring
 
 
 @pytest.mark.parametrize("raised, expected", [

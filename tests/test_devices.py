@@ -71,7 +71,8 @@ print("RESULT" + json.dumps(result))
 
 def train_both_ways(backend: str, **env) -> dict:
     run = subprocess.run([sys.executable, "-c", RUN], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                         env=os.environ | {"KERAS_BACKEND": backend, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+                         env=os.environ | {"KERAS_BACKEND": backend,
+                                           "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
                          | env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     (line,) = [line for line in run.stdout.splitlines() if line.startswith("RESULT")]

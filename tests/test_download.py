@@ -23,7 +23,6 @@ from stages import cli, download
 from stages.cli import StageError
 from stages.download import Fetched, MnistFacts, SourceError
 
-
 # --- tiny stand-ins for MNIST -----------------------------------------------
 
 def tiny_arrays() -> dict[str, np.ndarray]:
@@ -118,9 +117,13 @@ def test_read_idx_rejects_other_files_and_truncated_ones():
 
 # --- pickle reader --------------------------------------------------------------
 
-def tiny_mnist_pickle(rng=np.random.default_rng(1)) -> tuple[bytes, dict[str, np.ndarray]]:
+PICKLE_RNG = np.random.default_rng(1)  # one stream for every call, as a default argument had it
+
+
+def tiny_mnist_pickle(rng=PICKLE_RNG) -> tuple[bytes, dict[str, np.ndarray]]:
     """Like deeplearning.net's mnist.pkl.gz: float32 pixels k/256, int64 labels, train/valid/test."""
-    pixels = {split: rng.integers(0, 256, (n, 784), dtype=np.uint8) for split, n in (("train", 3), ("valid", 2), ("test", 2))}
+    pixels = {split: rng.integers(0, 256, (n, 784), dtype=np.uint8)
+              for split, n in (("train", 3), ("valid", 2), ("test", 2))}
     labels = {split: rng.integers(0, 10, len(x)).astype(np.int64) for split, x in pixels.items()}
     splits = tuple((pixels[s].astype(np.float32) / 256, labels[s]) for s in ("train", "valid", "test"))
     expected = {
@@ -432,7 +435,8 @@ def project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MNIST_IDX_DIR", str(write_idx_folder(tmp_path / "idx", tiny_arrays())))
     monkeypatch.setattr(download, "check_mnist", check_tiny)
-    monkeypatch.setattr(download.params, "load", lambda: SimpleNamespace(data=SimpleNamespace(sources=("local",), idx_dir=None)))
+    monkeypatch.setattr(download.params, "load",
+                        lambda: SimpleNamespace(data=SimpleNamespace(sources=("local",), idx_dir=None)))
     return tmp_path
 
 

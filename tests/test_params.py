@@ -1,6 +1,9 @@
-import pytest
+import json
 
-from stages import params
+import pytest
+import yaml
+
+from stages import params, paths
 from tests.conftest import REPO
 
 
@@ -42,3 +45,24 @@ def test_the_committed_file_merges_its_defaults_into_every_experiment():
     raw = params.read(REPO / "params.yaml")
     for exp in raw["experiments"].values():
         assert set(exp) == set(raw["defaults"])
+
+
+def test_the_committed_schema_is_the_one_the_models_give():
+    """`make schema` rewrites it; an editor checks params.yaml against it, named on the file's first line."""
+    assert (REPO / paths.PARAMS_SCHEMA).read_text(encoding="utf-8") == params.json_schema(), "run `make schema`"
+    assert (REPO / "params.yaml").read_text().splitlines()[0] == "# yaml-language-server: $schema=params.schema.json"
+
+
+def test_the_schema_accepts_the_committed_params_and_refuses_what_the_models_refuse():
+    import jsonschema
+
+    schema = json.loads(params.json_schema())
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())  # merge keys resolved, as an editor's YAML server does
+    jsonschema.validate(raw, schema)
+    for key, value in (("learning_rate", 0), ("model", "resnet"), ("typo", 1), ("epochs", 2.5)):
+        bad = raw | {"experiments": raw["experiments"] | {"cnn_translated": raw["experiments"]["cnn_translated"]
+                                                           | {key: value}}}
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+        with pytest.raises(params.ParamsError):
+            params.parse(bad)

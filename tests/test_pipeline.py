@@ -113,7 +113,8 @@ def test_a_changed_default_reruns_exactly_the_experiments_that_take_it(project_c
     assert yaml.safe_load((root / "params.yaml").read_text()) == raw  # the same settings, written with merges
     assert changed_stages(root) == set()
     # linear_mnist and cnn_centre state their own placement; the other two take the default's
-    (root / "params.yaml").write_text((root / "params.yaml").read_text().replace("placement: fresh", "placement: fixed", 1))
+    params_file = root / "params.yaml"
+    params_file.write_text(params_file.read_text().replace("placement: fresh", "placement: fixed", 1))
     assert changed_stages(root) == {"train@mlp_translated", "train@cnn_gap_translated", "seeds@mlp_translated",
                                     "seeds@cnn_gap_translated", "compare", "report"}
 

@@ -1,4 +1,4 @@
-"""Scaling out with DVC's own engines (README "Scaling out"): several machines that share one remote
+"""Scaling out with DVC's own engines (docs/scaling.md): several machines that share one remote
 split the training between them and none computes a stage another already did (the run cache), and
 a sweep queued with `dvc exp run --queue` runs on two workers at once (`dvc queue start -j 2`)."""
 

@@ -1,4 +1,4 @@
-"""Sharing results through a DVC remote (README "Sharing results"): one clone pushes what it
+"""Sharing results through a DVC remote (docs/sharing.md): one clone pushes what it
 computed, a teammate's clone pulls it and has nothing left to run. Each remote is a real one,
 started on this machine by the test: a local folder always; an S3-compatible server (moto's) and an
 SSH server (asyncssh's SFTP, tests/sftp_server.py) where their packages are installed (the `test`

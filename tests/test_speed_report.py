@@ -1,10 +1,8 @@
 import pytest
 
-from stages import files, paths
+from benchmarks import paths, pipeline_time, speed_report
+from stages import files
 from stages.cli import StageError
-from tests.conftest import benchmark_script
-
-speed_report = benchmark_script("speed_report")
 
 
 def benchmark_run(batch, accuracies, seconds_per_check, onednn):
@@ -64,17 +62,17 @@ def pipeline(complete=True):
                                                                         "peak_mb": 2100}]
     result = {"cores": 2, "complete": complete, "stages": stages, "seconds": 120.0, "matmul_peak_gflops": 100.0,
               "work_gflop": {"train@lin": 4500.0}, "total_tflop": 4.5}
-    benchmark_script("pipeline_time").efficiency(result)
+    pipeline_time.efficiency(result)
     return result
 
 
 def render(folder, monkeypatch, timings=None, recipe_result=None):
     """The page in `folder` from the three measurements: (Markdown, HTML)."""
     monkeypatch.chdir(folder)
-    files.write_json(paths.BENCHMARK, benchmark())
-    files.write_json(speed_report.RECIPE, recipe_result or recipe())
-    files.write_json(paths.BENCHMARK_LEVERS, levers())
-    files.write_json(paths.BENCHMARK_PIPELINE, timings or pipeline())
+    files.write_json(paths.CNN_SPEED, benchmark())
+    files.write_json(paths.CNN_RECIPE, recipe_result or recipe())
+    files.write_json(paths.CNN_LEVERS, levers())
+    files.write_json(paths.PIPELINE_TIME, timings or pipeline())
     speed_report.main()
     return paths.SPEED_MD.read_text(encoding="utf-8"), paths.SPEED_HTML.read_text(encoding="utf-8")
 
@@ -118,8 +116,8 @@ def test_the_page_shows_every_measurement_and_embeds_its_figure(tmp_path, monkey
     assert markdown.count("![") == 2 and "](benchmarks/time_to_accuracy.png)" in markdown
     assert "](benchmarks/recipe_accuracy.png)" in markdown
     assert page.count('src="data:image/png;base64,') == 2 and "<title>Translated MNIST: speed</title>" in page
-    assert paths.SPEED_FIGURE.read_bytes().startswith(b"\x89PNG")
-    assert speed_report.RECIPE_FIGURE.read_bytes().startswith(b"\x89PNG")
+    assert paths.TIME_TO_ACCURACY.read_bytes().startswith(b"\x89PNG")
+    assert paths.RECIPE_ACCURACY.read_bytes().startswith(b"\x89PNG")
 
 
 def test_the_recipe_comparison_shows_every_seed_and_says_whether_the_half_recipe_reaches_the_target(
@@ -160,14 +158,14 @@ def test_pipeline_timing_marks_the_stages_timed_again_alone(tmp_path, monkeypatc
 
 
 def test_the_same_measurements_give_the_same_bytes(tmp_path, monkeypatch):
-    first = render(tmp_path, monkeypatch) + (paths.SPEED_FIGURE.read_bytes(),)
-    second = render(tmp_path, monkeypatch) + (paths.SPEED_FIGURE.read_bytes(),)
+    first = render(tmp_path, monkeypatch) + (paths.TIME_TO_ACCURACY.read_bytes(),)
+    second = render(tmp_path, monkeypatch) + (paths.TIME_TO_ACCURACY.read_bytes(),)
     assert first == second
 
 
 def test_missing_measurements_name_the_file_and_the_pipeline_that_makes_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    files.write_json(paths.BENCHMARK, benchmark())
+    files.write_json(paths.CNN_SPEED, benchmark())
     with pytest.raises(StageError) as error:
         speed_report.main()
     assert str(error.value) == ("reports/benchmarks/cnn_recipe.json is missing: run `dvc repro benchmarks/dvc.yaml` "

@@ -8,7 +8,8 @@ from tests.conftest import random_digits as digits
 
 def splits(n=500):
     labels = np.arange(n, dtype=np.uint8) % 10
-    return {"train": (digits(n, 1), labels), "val": (digits(n // 5, 2), labels[: n // 5]), "test": (digits(n, 3), labels)}
+    return {"train": (digits(n, 1), labels), "val": (digits(n // 5, 2), labels[: n // 5]),
+            "test": (digits(n, 3), labels)}
 
 
 @pytest.mark.parametrize("offsets_range, top", [("full", 12), ("notebook", 11)])
@@ -53,5 +54,6 @@ def test_validation_is_carved_from_the_start_of_training():
 
 def test_canvas_of_28_is_the_identity():
     d = digits(50)
-    arrays = translate.translate({"train": (d, np.zeros(50, np.uint8))}, TranslateParams(canvas=28, offsets="full", seed=0))
+    arrays = translate.translate({"train": (d, np.zeros(50, np.uint8))},
+                                 TranslateParams(canvas=28, offsets="full", seed=0))
     assert np.array_equal(arrays["x_train"], d)
