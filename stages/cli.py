@@ -29,8 +29,8 @@ MAX_MESSAGE = 600  # characters: an error is one line a person reads, whatever v
 # What to lower when a stage runs out of memory: what it holds most of.
 MEMORY_ADVICE = {"download": "close other programs: reading the downloaded files needs about 1 GB",
                  "translate": "close other programs, or lower translate.canvas in params.yaml",
-                 "train": "close other programs, or lower the experiment's batch_size or translate.canvas in params.yaml",
-                 "seeds": "close other programs, or lower the experiment's batch_size or translate.canvas in params.yaml",
+                 "train": "close other programs, or lower the experiment's batch_size or translate.canvas",
+                 "seeds": "close other programs, or lower the experiment's batch_size or translate.canvas",
                  "invariance": "close other programs, or lower invariance.test_digits in params.yaml"}
 
 # Keras backends, by the package each needs, and how to install the ones the project declares.

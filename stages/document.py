@@ -103,22 +103,26 @@ def render(template: str, environment: jinja2.Environment = MARKDOWN, **context)
 PARSER = MarkdownIt("commonmark", {"html": False, "xhtmlOut": False}).enable("table")
 
 
-def to_html(markdown: str, root: Path) -> str:
+def to_html(markdown: str, root: Path, images: dict[Path, bytes] | None = None) -> str:
     """One page that opens from disk: inline CSS, every image (a PNG under `root`, the folder of the
-    Markdown file) embedded as a data URI; titled by its first heading."""
+    Markdown file, or one of `images` about to be written there) embedded as a data URI; titled by
+    its first heading."""
     tokens = PARSER.parse(markdown)
     for token in tokens:
         for child in token.children or ():
             if child.type == "image":
-                png = Path(root) / unquote(child.attrGet("src"))
-                child.attrSet("src", "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii"))
+                path = Path(root) / unquote(child.attrGet("src"))
+                png = images[path] if images and path in images else path.read_bytes()
+                child.attrSet("src", "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
     heading = next(tokens[i + 1] for i, token in enumerate(tokens) if token.type == "heading_open")
     title = "".join(child.content for child in heading.children if child.type in ("text", "code_inline"))
     body = PARSER.renderer.render(tokens, PARSER.options, {})
     return PAGE.get_template("page.html.j2").render(title=title, body=markupsafe.Markup(body))
 
 
-def write(markdown: str, markdown_path: Path, html_path: Path) -> None:
-    """The Markdown and its page, replaced together; the page's images are found beside the Markdown."""
-    page = to_html(markdown, Path(markdown_path).parent)
-    files.write_all({Path(markdown_path): markdown.encode("utf-8"), Path(html_path): page.encode("utf-8")})
+def write(markdown: str, markdown_path: Path, html_path: Path, images: dict[Path, bytes] | None = None) -> None:
+    """The Markdown, its page and its new `images` (PNGs by path), all replaced together; other images the
+    page shows are found beside the Markdown."""
+    page = to_html(markdown, Path(markdown_path).parent, images)
+    files.write_all({**(images or {}), Path(markdown_path): markdown.encode("utf-8"),
+                     Path(html_path): page.encode("utf-8")})

@@ -6,6 +6,7 @@ at DPI, with no text smaller than 9 pt.
 """
 
 import functools
+import io
 from pathlib import Path
 
 import matplotlib
@@ -298,7 +299,13 @@ def accuracy_by_distance(curves: dict[str, dict[str, np.ndarray]], title: str) -
     return fig
 
 
+def png(fig: Figure) -> bytes:
+    """The figure as a PNG, without the matplotlib version, so equal figures give equal bytes."""
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
+    return out.getvalue()
+
+
 def save(fig: Figure, path: Path) -> None:
-    """Write a PNG atomically, without the matplotlib version, so equal figures give equal bytes."""
-    with files.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+    """Write the figure's PNG atomically."""
+    files.write_all({path: png(fig)})

@@ -272,9 +272,8 @@ def save_npzs(outputs: dict[Path, dict[str, np.ndarray]]) -> None:
 
 def load_npz(path: Path, required: Iterable[str] = (), only: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """The arrays of an .npz file (`only` those named, if given); each of `required` must be there."""
-    with reading(path, ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError):
-        with np.load(path) as npz:
-            absent = [name for name in required if name not in npz.files]
-            if absent:
-                raise ValueError(f"no array {', '.join(absent)}")
-            return {name: npz[name] for name in (npz.files if only is None else only)}
+    with reading(path, ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError), np.load(path) as npz:
+        absent = [name for name in required if name not in npz.files]
+        if absent:
+            raise ValueError(f"no array {', '.join(absent)}")
+        return {name: npz[name] for name in (npz.files if only is None else only)}

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from stages import document, figures, statistics
-from stages.document import Markdown, Table, code, interval, percent
+from stages.document import Markdown, Table, code, interval, md, percent
 from stages.params import MODELS, Experiment
 
 MODEL_NAMES = {"linear": "linear model", "mlp": "MLP", "cnn": "CNN", "cnn_gap": "global-pooling CNN"}
@@ -148,7 +148,8 @@ def versus_original(accuracy: dict[str, float], original: dict[str, dict]) -> li
     for name, test in original.items():
         if test["reported"] is not None and name in accuracy:
             change = signed(accuracy[name] - test["reported"], "{} higher", "{} lower", "the same")
-            found.append(Markdown(f"{code(name)} scores {percent(accuracy[name])} here against {test['as_printed']} "
+            printed = md(test["as_printed"])  # a value read from a file: escaped like any other
+            found.append(Markdown(f"{code(name)} scores {percent(accuracy[name])} here against {printed} "
                                   f"in the original: {change}, {verdict(test)}."))
     return found
 

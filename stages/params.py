@@ -207,8 +207,8 @@ MAX_VALUES = 100_000  # far more than any params file needs; YAML aliases can ex
 def read(path: Path) -> Any:
     """The YAML document, read as DVC reads it: ruamel.yaml's safe loader (YAML 1.2)."""
     from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.constructor import DuplicateKeyError
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
         text = Path(path).read_bytes().decode("utf-8")

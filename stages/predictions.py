@@ -25,8 +25,9 @@ def problem(table: np.ndarray) -> str | None:
         return "its index column is not 0, 1, 2, ..."
     for name, column in (("actual", actual), ("predicted", predicted)):
         if len(column) and (not np.all(column == np.round(column)) or column.min() < 0 or column.max() >= CLASSES):
-            return f"{name} classes from {column.min():g} to {column.max():g}, expected whole numbers 0 to {CLASSES - 1}"
-    if len(confidence) and not (np.all(np.isfinite(confidence)) and 0 <= confidence.min() and confidence.max() <= 1):
+            return f"{name} classes from {column.min():g} to {column.max():g}, expected 0 to {CLASSES - 1}"
+    finite = np.all(np.isfinite(confidence))
+    if len(confidence) and not (finite and confidence.min() >= 0 and confidence.max() <= 1):
         return f"confidence from {confidence.min():g} to {confidence.max():g}, expected 0 to 1"
     return None
 

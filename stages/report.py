@@ -27,6 +27,7 @@ from stages import (
     paths,
     predictions,
     saved_models,
+    schemas,
     statistics,
 )
 from stages.params import Experiment
@@ -71,10 +72,14 @@ def conv_outputs(model: keras.Model, images: np.ndarray) -> np.ndarray:
 
 # --- the figures, and what the template says about them ---
 
+# The figures drawn for the report being built, kept until they are written with its page (see main).
+drawn: dict[Path, bytes] = {}
+
+
 def save_figure(name: str, fig) -> Path:
-    """Saves the figure; its path as the report links it."""
+    """Draws the figure, to be written with the report; its path as the report links it."""
     path = paths.figure_png(name)
-    figures.save(fig, path)
+    drawn[path] = figures.png(fig)
     return path.relative_to(paths.REPORT_MD.parent)
 
 
@@ -90,7 +95,7 @@ def examples_section(test: dict[str, np.ndarray], digit_size: int, translated: b
 
 
 def experiment_section(exp: Experiment, metrics: dict, test: dict[str, np.ndarray]) -> dict:
-    model = saved_models.load(paths.model(exp.name))
+    model = saved_models.load(paths.model(exp.name), exp.model, (*test["x_test"].shape[1:], 1))
     has_conv = any(layer.name == "conv" for layer in model.layers)
     return {"exp": exp, "metrics": metrics, "model_name": findings.MODEL_NAMES[exp.model],
             "data_label": findings.data_label(exp), "optimizer": findings.OPTIMIZER_NAMES[exp.optimizer],
@@ -159,14 +164,13 @@ def invariance_section(experiments: dict[str, Experiment], results: dict[str, di
 
 def build(p: params.Params) -> dict:
     """The template's context: every number, table, figure and finding of the report."""
-    metrics = {name: files.read_json(paths.metrics(name), required=("test_accuracy_low", "test_accuracy_high"))
-               for name in p.experiments}
-    comparisons = files.read_json(paths.COMPARISONS, required=("pairs", "original"))
+    metrics = {name: files.read_json(paths.metrics(name), schema=schemas.Metrics) for name in p.experiments}
+    comparisons = files.read_json(paths.COMPARISONS, schema=schemas.Comparisons)
     tests = {name: load_test_set(name) for name in ("centred", "translated")}
     digit_size = tests["centred"]["x_test"].shape[1]
-    invariance = {name: files.read_json(paths.invariance(name)) for name in p.invariance.experiments}
-    seeds = {name: files.read_json(paths.seeds(name), required=("runs", "mean", "sd", "min", "max", "test_sd"))
-             for name in p.experiments}
+    invariance = {name: files.read_json(paths.invariance(name), schema=schemas.Invariance)
+                  for name in p.invariance.experiments}
+    seeds = {name: files.read_json(paths.seeds(name), schema=schemas.SeedStudy) for name in p.experiments}
     accuracy = {name: m["test_accuracy"] for name, m in metrics.items()}
     return {
         "results": findings.results_table(p.experiments, metrics, comparisons["original"]),
@@ -185,7 +189,13 @@ def build(p: params.Params) -> dict:
 
 
 def main() -> None:
-    document.write(document.render("report.md.j2", **build(params.load())), paths.REPORT_MD, paths.REPORT_HTML)
+    p = params.load()
+    files.check_outputs(paths.FIGURES, paths.REPORT_MD, paths.REPORT_HTML)
+    drawn.clear()
+    markdown = document.render("report.md.j2", **build(p))
+    # The figures, the Markdown and the page replaced together: a failure half-way leaves the last report whole.
+    document.write(markdown, paths.REPORT_MD, paths.REPORT_HTML, images=drawn)
+    files.remove_others(paths.FIGURES, keep=[path.relative_to(paths.FIGURES) for path in drawn])
     print(f"report: figures in {paths.FIGURES}, wrote {paths.REPORT_MD} and {paths.REPORT_HTML}")
 
 

@@ -21,8 +21,8 @@ import keras
 import numpy as np
 
 from stages import datasets, files, models, paths, schemas
-from stages.cli import StageError
 from stages.canvas import centre_offsets, draw_offsets, extract, place
+from stages.cli import StageError
 from stages.params import Experiment
 
 VALIDATION_BATCH = 1000
@@ -226,7 +226,7 @@ class Checkpoints(keras.callbacks.Callback):
         lock_file = paths.inside(self.root, f"{self.folder.name}.lock")
         files.check_no_links(lock_file)
         self.root.mkdir(parents=True, exist_ok=True)
-        lock = open(lock_file, "a+")
+        lock = open(lock_file, "a+")  # noqa: SIM115 (held open until the process ends: that is the lock)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -14,7 +14,6 @@ import numpy as np
 from stages import cli, datasets, files, params, paths
 from stages.canvas import draw_offsets, place
 
-
 RAW_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 

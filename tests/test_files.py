@@ -1,5 +1,6 @@
 import errno
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,10 +25,9 @@ def test_outputs_written_together_are_all_new_or_all_as_they_were(tmp_path):
 
 
 def test_an_error_that_is_not_the_users_is_not_disguised(tmp_path):
-    with pytest.raises(ZeroDivisionError):
-        with files.atomic_path(tmp_path / "x") as tmp:
-            tmp.write_text("x")
-            1 / 0
+    with pytest.raises(ZeroDivisionError), files.atomic_path(tmp_path / "x") as tmp:
+        tmp.write_text("x")
+        raise ZeroDivisionError
     assert list(tmp_path.iterdir()) == []
 
 
@@ -65,9 +65,59 @@ def test_removing_a_folder_refuses_anything_but_an_entry_of_its_parent(tmp_path)
     (tmp_path / "checkpoints" / "run").mkdir(parents=True)
     (tmp_path / "victim").mkdir()
     (tmp_path / "checkpoints" / "link").symlink_to(tmp_path / "victim")
-    for bad in (tmp_path / "checkpoints" / ".." / "victim", tmp_path / "checkpoints", tmp_path / "checkpoints" / "link"):
+    checkpoints = tmp_path / "checkpoints"
+    for bad in (checkpoints / ".." / "victim", checkpoints, checkpoints / "link"):
         with pytest.raises(StageError, match="refusing to delete"):
             files.remove_tree(bad, tmp_path / "checkpoints")
     assert (tmp_path / "victim").is_dir()
     files.remove_tree(tmp_path / "checkpoints" / "run", tmp_path / "checkpoints")
     assert not (tmp_path / "checkpoints" / "run").exists()
+
+
+def test_a_sigterm_while_outputs_are_renamed_is_held_until_all_are_replaced(tmp_path, monkeypatch):
+    """Outputs written together are renamed together even when SIGTERM comes between two renames."""
+    import os
+    import signal
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    files.write_all({a: b"old a", b: b"old b"})
+    replace = os.replace
+
+    def replace_then_signal(source, target):
+        replace(source, target)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(os, "replace", replace_then_signal)
+    caught = []
+    previous = signal.signal(signal.SIGTERM, lambda sig, frame: caught.append((a.read_bytes(), b.read_bytes())))
+    try:
+        files.write_all({a: b"new a", b: b"new b"})
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert caught == [(b"new a", b"new b")]  # delivered once, after both were replaced
+
+
+def test_nothing_is_written_or_deleted_through_a_link_inside_an_output(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("theirs")
+    run = tmp_path / "data/training/exp"
+    run.mkdir(parents=True)
+    (run / "plots").symlink_to(elsewhere)
+    with pytest.raises(files.LinkError, match="data/training/exp/plots is a link"):
+        files.write_all({Path("data/training/exp/plots/keep.txt"): b"ours"})
+    with pytest.raises(files.LinkError):
+        files.remove_others(Path("data/training/exp"), keep=[])
+    with pytest.raises(files.LinkError):
+        files.read_folder(Path("data/training/exp"))
+    assert (elsewhere / "keep.txt").read_text() == "theirs"
+
+
+def test_a_link_above_the_output_folders_is_followed(tmp_path, monkeypatch):
+    """data/ on another disk, linked by the user: written through as before."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "disk").mkdir()
+    Path("data").symlink_to(tmp_path / "disk")
+    files.write_all({Path("data/models/m.keras"): b"model"})
+    assert (tmp_path / "disk/models/m.keras").read_bytes() == b"model"
