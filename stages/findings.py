@@ -9,9 +9,10 @@ import numpy as np
 
 from stages import document, figures, statistics
 from stages.document import Markdown, Table, code, interval, md, percent
+from stages.kinds import KINDS
 from stages.params import MODELS, Experiment
 
-MODEL_NAMES = {"linear": "linear model", "mlp": "MLP", "cnn": "CNN", "cnn_gap": "global-pooling CNN"}
+MODEL_NAMES = {name: kind.label for name, kind in KINDS.items()}
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
 
 

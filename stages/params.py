@@ -10,19 +10,20 @@ Errors are one line that names the key and what is allowed.
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from stages import paths
+from stages.kinds import KINDS
 from stages.cli import StageError
 
 Source = Literal["local", "keras", "torchvision", "pypi"]
 DataFile = Literal["centred", "translated"]
 Placement = Literal["fixed", "fresh", "centre"]
-Model = Literal["linear", "mlp", "cnn", "cnn_gap"]
-MODELS: tuple[str, ...] = get_args(Model)
+MODELS: tuple[str, ...] = tuple(KINDS)
+Model = Literal[MODELS]  # type: ignore[valid-type]  (the kinds of stages/kinds.py)
 
 # Experiment names become file and stage names (data/models/<name>.keras, train@<name>).
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
@@ -288,12 +289,11 @@ def memory_needed(p: Params) -> tuple[int, str]:
     """
     pixels = p.translate.canvas ** 2
     needs = {"translate": 2 * (TRAIN + VALIDATION + TEST) * pixels}
-    per_image_floats = {"linear": 1, "mlp": 1, "cnn": 32 + 8 + 1, "cnn_gap": 32 + 16 + 8 + 1}
     for name, exp in p.experiments.items():
+        kind = KINDS[exp.model]
         data = (2 * TRAIN + VALIDATION + TEST) * pixels + 4 * VALIDATION * pixels
-        activations = 3 * 4 * exp.batch_size * pixels * per_image_floats[exp.model]
-        weights = 4 * 4 * {"linear": 10 * pixels, "mlp": 500 * pixels, "cnn": 8 * 1024 * pixels,
-                           "cnn_gap": 100_000}[exp.model]
+        activations = 3 * 4 * exp.batch_size * pixels * kind.activations_per_pixel
+        weights = 4 * 4 * (kind.weights_per_pixel * pixels + kind.fixed_weights)
         needs[f"train@{name}"] = data + activations + weights
     rows = p.translate.canvas - 27
     needs["invariance"] = 5 * p.invariance.test_digits * rows * pixels if p.invariance.experiments else 0

@@ -30,6 +30,7 @@ from stages import (
     schemas,
     statistics,
 )
+from stages.kinds import KINDS
 from stages.params import Experiment
 
 TEST_DIGIT = 0  # the test image whose feature maps are shown
@@ -96,12 +97,12 @@ def examples_section(test: dict[str, np.ndarray], digit_size: int, translated: b
 
 def experiment_section(exp: Experiment, metrics: dict, test: dict[str, np.ndarray]) -> dict:
     model = saved_models.load(paths.model(exp.name), exp.model, (*test["x_test"].shape[1:], 1))
-    has_conv = any(layer.name == "conv" for layer in model.layers)
+    shown = KINDS[exp.model].figures
     return {"exp": exp, "metrics": metrics, "model_name": findings.MODEL_NAMES[exp.model],
             "data_label": findings.data_label(exp), "optimizer": findings.OPTIMIZER_NAMES[exp.optimizer],
             "parameters": findings.parameters_sentence(exp.name, model), "layers": findings.layer_table(model),
-            "weights": weights_figure(exp.name, model) if exp.model == "linear" else None,
-            "conv": conv_figures(exp.name, model, test) if has_conv else None,
+            "weights": weights_figure(exp.name, model) if "weights" in shown else None,
+            "conv": conv_figures(exp.name, model, test) if "conv" in shown else None,
             **outcome_figures(exp.name, test)}
 
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from stages import models
+from stages import models, params
+from stages.kinds import KINDS
 
 
 def dense(inputs, units):
@@ -35,3 +36,31 @@ def test_models_return_logits_for_a_batch():
     for name in models.BUILDERS:
         out = np.asarray(models.build(name, (40, 40, 1))(x))
         assert out.shape == (3, 10) and np.isfinite(out).all()
+
+
+def test_every_model_kind_has_a_builder_and_every_builder_a_kind():
+    assert set(models.BUILDERS) == set(KINDS) == set(params.MODELS)
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_each_kinds_table_entry_describes_its_model(name):
+    """The figures the report draws need their layer; the memory estimate's weights are the model's, within 10%."""
+    kind, side = KINDS[name], 40
+    model = models.build(name, (side, side, 1))
+    layers = {layer.name for layer in model.layers}
+    assert ("weights" in kind.figures) == ("weights" in layers) and ("conv" in kind.figures) <= ("conv" in layers)
+    estimate = kind.weights_per_pixel * side * side + kind.fixed_weights
+    assert abs(estimate - model.count_params()) <= 0.1 * model.count_params()
+
+
+def test_an_unknown_model_kind_is_a_params_error_naming_the_known_ones():
+    with pytest.raises(params.ParamsError, match="model = 'resnet': must be 'linear', 'mlp', 'cnn' or 'cnn_gap'"):
+        params.parse(_params_with_model("resnet"))
+
+
+def _params_with_model(model: str) -> dict:
+    import yaml
+
+    raw = yaml.safe_load(open("params.yaml"))
+    raw["experiments"]["mlp_translated"]["model"] = model
+    return raw
