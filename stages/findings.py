@@ -65,8 +65,9 @@ def p_value(p: float) -> str:
 
 
 def verdict(test: dict) -> str:
-    """'significant (p < 0.001)' or 'within test-set noise (p = 0.077)': the end of a sentence."""
-    return f"{'significant' if test['significant'] else 'within test-set noise'} ({p_value(test['p_value'])})"
+    """'significant (p < 0.001)' or 'within test-set noise (p = 0.077)': the end of a sentence; the p-value
+    is Holm's adjustment over the test's family (the compare stage's), the one significance is judged on."""
+    return f"{'significant' if test['significant'] else 'within test-set noise'} ({p_value(test['p_adjusted'])})"
 
 
 def _one_per_model(experiments: dict[str, Experiment], keep) -> dict[str, str]:

@@ -176,6 +176,8 @@ def build(p: params.Params) -> dict:
     return {
         "results": findings.results_table(p.experiments, metrics, comparisons["original"]),
         "test_digits": comparisons["test_digits"],
+        "pairs_tested": len(comparisons["pairs"]),
+        "original_tested": sum("p_value" in test for test in comparisons["original"].values()),
         "digit_size": digit_size,
         "centred": examples_section(tests["centred"], digit_size, translated=False),
         "translated": examples_section(tests["translated"], digit_size, translated=True),

@@ -93,17 +93,31 @@ class Invariance(Record):
         return self
 
 
-class Pair(Record):
+class Adjusted(Record):
+    """A test of a family: its raw p-value, Holm's adjustment over the family, and the verdict on that."""
+    p_value: Fraction
+    p_adjusted: Fraction
+    significant: bool
+    family: Annotated[int, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _adjusted_never_below_raw(self):
+        if self.p_adjusted < self.p_value:
+            raise ValueError("p_adjusted is below p_value")
+        return self
+
+
+class Pair(Adjusted):
     difference: Annotated[float, Field(ge=-1, le=1)]
     only_first: Count
     only_second: Count
-    p_value: Fraction
-    significant: bool
 
 
 class Original(Record):
     reported: Fraction | None
     as_printed: Annotated[str, Field(max_length=40)]
+    p_value: Fraction | None = None
+    p_adjusted: Fraction | None = None
 
 
 class Comparisons(Record):

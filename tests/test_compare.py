@@ -67,3 +67,24 @@ def test_predictions_of_different_test_digits_are_refused(project):
     paths.predictions("cnn_centre").write_text("\n".join(text[:-1]) + "\n")  # one digit short
     with pytest.raises(InputError, match="cnn_centre.csv is not readable .*its labels are not the test set's"):
         compare.main()
+
+
+def test_each_family_of_tests_is_holm_adjusted_and_judged_on_the_adjusted_p(project):
+    """36 pairs: a raw p below 5% that Holm's adjustment lifts above it is not called significant."""
+    compare.main()
+    result = json.loads(paths.COMPARISONS.read_text())
+    tests = list(result["pairs"].values())
+    assert all(test["family"] == len(tests) == 36 for test in tests)
+    expected = statistics.holm([test["p_value"] for test in tests])
+    assert [test["p_adjusted"] for test in tests] == pytest.approx(list(expected))
+    assert all(test["significant"] == (test["p_adjusted"] < statistics.ALPHA) for test in tests)
+    assert all(test["p_adjusted"] >= test["p_value"] for test in tests)
+    original = [test for test in result["original"].values() if "p_value" in test]
+    assert all(test["family"] == len(original) == 3 for test in original)
+
+
+def test_a_raw_p_below_five_percent_is_not_significant_once_adjusted():
+    tests = compare.adjusted({"a": {"p_value": 0.03}, "b": {"p_value": 0.02}, "c": {"p_value": 0.5}})
+    assert tests["b"]["p_adjusted"] == pytest.approx(0.06) and not tests["b"]["significant"]
+    assert tests["a"]["p_adjusted"] == pytest.approx(0.06) and not tests["a"]["significant"]
+    assert tests["c"]["p_adjusted"] == pytest.approx(0.5)

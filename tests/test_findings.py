@@ -19,10 +19,10 @@ def metric(accuracy, errors=10, params=100):
             "stopped_by": "epochs", "params": params, "test_seconds": 0.1}
 
 
-ORIGINAL = {"linear_mnist": {"reported": 0.92, "as_printed": "about 92%", "p_value": 0.2, "significant": False},
+ORIGINAL = {"linear_mnist": {"reported": 0.92, "as_printed": "about 92%", "p_value": 0.2, "p_adjusted": 0.2, "significant": False},
             "linear_translated": {"reported": None, "as_printed": "not reported"},
-            "mlp_translated": {"reported": 0.9538, "as_printed": "95.38%", "p_value": 0.04, "significant": True},
-            "cnn_translated": {"reported": 0.9651, "as_printed": "96.51%", "p_value": 1e-9, "significant": True}}
+            "mlp_translated": {"reported": 0.9538, "as_printed": "95.38%", "p_value": 0.04, "p_adjusted": 0.04, "significant": True},
+            "cnn_translated": {"reported": 0.9651, "as_printed": "96.51%", "p_value": 1e-9, "p_adjusted": 1e-9, "significant": True}}
 
 
 def comparisons(names, p_values=None):
@@ -32,7 +32,7 @@ def comparisons(names, p_values=None):
     for i, a in enumerate(names):
         for b in list(names)[i + 1:]:
             p = p_values.get((a, b), p_values.get((b, a), 0.5))
-            pairs[f"{a} vs {b}"] = {"p_value": p, "significant": p < 0.05}
+            pairs[f"{a} vs {b}"] = {"p_value": p, "p_adjusted": p, "significant": p < 0.05}
     return {"test_digits": 10000, "pairs": pairs,
             "original": {name: test for name, test in ORIGINAL.items() if name in names}}
 
