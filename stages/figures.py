@@ -299,6 +299,32 @@ def accuracy_by_distance(curves: dict[str, dict[str, np.ndarray]], title: str) -
     return fig
 
 
+@styled
+def consistency_by_distance(curves: dict[str, dict[str, list[dict]]], title: str) -> Figure:
+    """curves[condition][model] = [{distance, mean, low, high}, ...]: how often a digit keeps its predicted
+    class when moved that far, with its 95% interval as a band; colours and line styles as accuracy_by_distance."""
+    fig = figure(WIDTH, 4.6)
+    ax = fig.subplots()
+    models = list(dict.fromkeys(model for row in curves.values() for model in row))
+    styles = ["-", "--", ":", "-."]
+    for s, (condition, row) in enumerate(curves.items()):
+        for model, points in row.items():
+            distance = [p["distance"] for p in points]
+            color = f"C{models.index(model)}"
+            ax.fill_between(distance, [p["low"] for p in points], [p["high"] for p in points], color=color, alpha=0.15,
+                            linewidth=0)
+            ax.plot(distance, [p["mean"] for p in points], linestyle=styles[s % len(styles)], marker="o",
+                    markersize=3, color=color, label=f"{model} ({condition})")
+    ax.set_xlabel("distance between the two offsets (pixels, along the farther axis)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("same predicted class at both offsets")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(title)
+    return fig
+
+
 def png(fig: Figure) -> bytes:
     """The figure as a PNG, without the matplotlib version, so equal figures give equal bytes."""
     out = io.BytesIO()

@@ -240,15 +240,42 @@ def with_interval(accuracy: float, digits: int) -> str:
     return f"{percent(accuracy)} ({interval(*statistics.wilson(round(accuracy * digits), digits))})"
 
 
+def consistency_curves(experiments: dict[str, Experiment], results: dict[str, dict]) -> dict[str, dict[str, list]]:
+    """curves[condition][model label] = consistency by distance, labelled as invariance_grids labels them."""
+    curves = {}
+    for name, result in results.items():
+        row = curves.setdefault(condition(experiments[name]), {})
+        label = MODEL_NAMES[experiments[name].model]
+        row[name if label in row else label] = result["consistency"]["by_distance"]
+    return curves
+
+
 def invariance_table(experiments: dict[str, Experiment], results: dict[str, dict]) -> Table:
     rows = tuple((code(name), MODEL_NAMES[experiments[name].model], condition(experiments[name]),
                   percent(r["mean"]), percent(r["min"]), with_interval(r["centre"], r["test_digits"]),
                   with_interval(r["worst_corner"], r["test_digits"]), f"{r['offsets_worse']} / {r['offsets_better']}",
-                  f"{points(r['measured_range']):.2f} / {points(r['sampling_range_95']):.2f}")
+                  f"{points(r['measured_range']):.2f} / {points(r['sampling_range_95']):.2f}",
+                  f"{percent(r['consistency']['mean'])} ({interval(r['consistency']['low'], r['consistency']['high'])})",
+                  percent(min(d["mean"] for d in r["consistency"]["by_distance"])))
                  for name, r in results.items())
     return Table(("experiment", "model", "training", "mean", "minimum", "centre (95% interval)",
                   "worst corner (95% interval)", "offsets worse / better than centre",
-                  "range / by sampling alone (points)"), rows, (False, False, False) + (True,) * 6)
+                  "range / by sampling alone (points)", "consistency (95% interval)", "consistency, worst distance"),
+                 rows, (False, False, False) + (True,) * 8)
+
+
+def consistency_finding(experiments: dict[str, Experiment], results: dict[str, dict], goal: float = 0.99) -> Markdown:
+    """The most consistent model, and whether it keeps its answer for `goal` of the moves at every distance."""
+    worst = {name: min(d["mean"] for d in r["consistency"]["by_distance"]) for name, r in results.items()}
+    best = max(worst, key=worst.get)
+    r = results[best]
+    verdict = (f"{percent(goal)} or more at every distance, as the goal asks" if worst[best] >= goal else
+               f"short of the goal of {percent(goal)} at every distance")
+    return Markdown(
+        f"The most consistent model is {code(best)} ({MODEL_NAMES[experiments[best].model]}): moved between any two "
+        f"offsets, a digit keeps its predicted class {percent(r['consistency']['mean'])} of the time "
+        f"({interval(r['consistency']['low'], r['consistency']['high'])}), and at least {percent(worst[best])} "
+        f"at each distance: {verdict}.")
 
 
 def offsets_beyond_noise(r: dict) -> str:

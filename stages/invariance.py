@@ -6,7 +6,8 @@ Takes `invariance.test_digits` test digits (a fixed seeded subset), places every
 them at each of the canvas's (canvas - 27)^2 offsets and writes the accuracy grid with
 its summary to reports/metrics/invariance/<experiment>.json, with what of it is more than
 sampling noise: the same digits at each offset against the centre (McNemar's exact test,
-Holm-adjusted), and the grid's spread against the spread sampling alone gives.
+Holm-adjusted), and the grid's spread against the spread sampling alone gives; and how often
+the model keeps a digit's class when the digit moves (consistency, over every two offsets).
 """
 
 import sys
@@ -27,22 +28,51 @@ def test_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(len(labels), size, replace=False))
 
 
-def correct_at_offsets(predict, digits: np.ndarray, labels: np.ndarray, canvas: int, progress=print) -> np.ndarray:
-    """correct[row, col, i] = whether digit i is read right with its top-left corner at (row, col).
+def predicted_at_offsets(predict, digits: np.ndarray, canvas: int, progress=print) -> np.ndarray:
+    """predicted[row, col, i] = the class read for digit i with its top-left corner at (row, col).
 
     `predict` maps float32 (n, canvas, canvas, 1) images to (n, 10) scores. One canvas row
     of offsets is placed and predicted at a time, so memory stays at n * (canvas - 27) images.
     """
     size = canvas - DIGIT + 1
-    correct = np.empty((size, size, len(digits)), dtype=bool)
+    predicted = np.empty((size, size, len(digits)), dtype=np.int8)
     n = len(digits)
     for row in range(size):
         offsets = np.stack(np.broadcast_arrays(row, np.repeat(np.arange(size), n)), axis=1)
         images = place(np.tile(digits, (size, 1, 1)), offsets, canvas)
-        predicted = np.asarray(predict(datasets.as_input(images))).argmax(axis=1).reshape(size, n)
-        correct[row] = predicted == labels
+        predicted[row] = np.asarray(predict(datasets.as_input(images))).argmax(axis=1).reshape(size, n)
         progress(row + 1, size)
-    return correct
+    return predicted
+
+
+def correct_at_offsets(predict, digits: np.ndarray, labels: np.ndarray, canvas: int, progress=print) -> np.ndarray:
+    """correct[row, col, i] = whether digit i is read right with its top-left corner at (row, col)."""
+    return predicted_at_offsets(predict, digits, canvas, progress) == labels
+
+
+def consistency(predicted: np.ndarray) -> dict:
+    """How often the model gives a digit the same class at two offsets (Zhang 2019's consistency), over
+    every two offsets of the grid, overall and by their distance (pixels along the farther axis, as the
+    accuracy rings); each with a 95% interval over the digits (each digit's share of agreeing pairs)."""
+    size, _, n = predicted.shape
+    agree = np.zeros((size, n))  # agree[d, i]: the pairs at distance d on which digit i kept its class
+    pairs = np.zeros(size, dtype=np.int64)
+    for dr in range(size):  # every shift (dr, dc) between two offsets, each unordered pair once
+        for dc in range(-(size - 1), size):
+            if dr == 0 and dc <= 0:
+                continue
+            left, right = max(0, -dc), size - max(0, dc)  # columns c where c and c + dc are both on the grid
+            same = predicted[:size - dr, left:right] == predicted[dr:, left + dc:right + dc]
+            agree[max(dr, abs(dc))] += same.sum(axis=(0, 1))
+            pairs[max(dr, abs(dc))] += same.shape[0] * same.shape[1]
+
+    def mean_and_interval(per_digit: np.ndarray) -> dict:
+        mean, half = float(per_digit.mean()), 1.96 * float(per_digit.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+        return {"mean": mean, "low": max(0.0, mean - half), "high": min(1.0, mean + half)}
+
+    by_distance = [{"distance": d, "pairs": int(pairs[d])} | mean_and_interval(agree[d] / pairs[d])
+                   for d in range(1, size) if pairs[d]]
+    return {"pairs": int(pairs.sum())} | mean_and_interval(agree.sum(axis=0) / pairs.sum()) | {"by_distance": by_distance}
 
 
 def centre(size: int) -> int:
@@ -95,11 +125,12 @@ def main(experiment: str) -> None:
     def progress(done: int, rows: int) -> None:
         print(f"invariance: {name}: offset row {done}/{rows}, {time.perf_counter() - start:.0f} s", flush=True)
 
-    correct = correct_at_offsets(lambda x: model.predict(x, batch_size=BATCH, verbose=0), digits, labels, canvas,
-                                 progress)
+    predicted = predicted_at_offsets(lambda x: model.predict(x, batch_size=BATCH, verbose=0), digits, canvas, progress)
+    correct = predicted == labels
     seconds = time.perf_counter() - start
     grid = correct.mean(axis=2)
-    result = summary(grid) | noise(correct) | {"test_digits": len(subset), "canvas": canvas,
+    result = summary(grid) | noise(correct) | {"consistency": consistency(predicted),
+                                               "test_digits": len(subset), "canvas": canvas,
                                                "seconds": round(seconds, 1), "grid": grid.tolist()}
     files.write_json(paths.invariance(name), result)
     print(f"invariance: {name}: mean {result['mean']:.2%}, min {result['min']:.2%}, centre {result['centre']:.2%}, "

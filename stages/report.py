@@ -158,6 +158,9 @@ def invariance_section(experiments: dict[str, Experiment], results: dict[str, di
         "maps": save_figure("invariance_maps", figures.invariance_maps(grids, "Test accuracy by the digit's offset")),
         "distance": save_figure("invariance_distance",
                            figures.accuracy_by_distance(grids, "Accuracy against distance from the centre")),
+        "consistency": save_figure("invariance_consistency", figures.consistency_by_distance(
+            findings.consistency_curves(experiments, results), "How often a moved digit keeps its predicted class")),
+        "consistency_finding": findings.consistency_finding(experiments, results),
         "table": findings.invariance_table(experiments, results),
         "findings": findings.invariance_findings(experiments, results),
     }

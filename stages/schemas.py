@@ -65,6 +65,22 @@ class SeedStudy(Record):
         return self
 
 
+class Agreement(Record):
+    mean: Fraction
+    low: Fraction
+    high: Fraction
+
+
+class AtDistance(Agreement):
+    distance: Annotated[int, Field(ge=1)]
+    pairs: Annotated[int, Field(ge=1)]
+
+
+class Consistency(Agreement):
+    pairs: Annotated[int, Field(ge=1)]
+    by_distance: list[AtDistance] = Field(min_length=1)
+
+
 class Invariance(Record):
     """reports/metrics/invariance/<experiment>.json, written by invariance."""
     mean: Fraction
@@ -82,6 +98,7 @@ class Invariance(Record):
     canvas: Annotated[int, Field(ge=28)]
     grid: list[list[Fraction]]
     p_vs_centre: list[list[Fraction]]
+    consistency: Consistency
 
     @model_validator(mode="after")
     def _a_grid_of_every_offset(self):

@@ -41,6 +41,9 @@ CASES = {
          "accuracy": {"train": ([1, 2, 3], [0.7, 0.8, 0.9]), "val": ([1, 2, 3], [0.6, 0.8, 0.85])}}, "Curves"),
     "confusion": lambda: figures.confusion(LABELS, (LABELS + (LABELS == 3)) % 10, "Confusion"),
     "confident_errors": lambda: figures.confident_errors(DIGITS, LABELS, (LABELS + 1) % 10, rng.random(20), "Errors"),
+    "consistency_by_distance": lambda: figures.consistency_by_distance(
+        {"moved": {"CNN": [{"distance": d, "mean": 0.9, "low": 0.85, "high": 0.95} for d in (1, 2, 3)]}},
+        "Consistency"),
 }
 
 

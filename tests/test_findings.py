@@ -184,7 +184,9 @@ def grid_result(grid, worse=0, better=0):
             "worst_corner": min(grid[0, 0], grid[0, last], grid[last, 0], grid[last, last]),
             "centre_low": centre - 0.02, "centre_high": min(1.0, centre + 0.01), "offsets_worse": worse,
             "offsets_better": better, "measured_range": float(np.ptp(grid)), "sampling_range": 0.02,
-            "sampling_range_95": 0.03, "test_digits": 100, "canvas": 30, "grid": grid.tolist()}
+            "sampling_range_95": 0.03, "test_digits": 100, "canvas": 30, "grid": grid.tolist(),
+            "consistency": {"pairs": 3, "mean": 0.95, "low": 0.9, "high": 0.97,
+                            "by_distance": [{"distance": 1, "pairs": 3, "mean": 0.95, "low": 0.9, "high": 0.97}]}}
 
 
 def test_invariance_findings_say_which_model_loses_how_much_away_from_its_training_position():
@@ -209,7 +211,7 @@ def test_invariance_findings_say_which_model_loses_how_much_away_from_its_traini
     assert "`cnn_c` (CNN) the least (49.00 points)" in text
     table = findings.invariance_table(experiments, results)
     assert table.rows[1] == ("`cnn_c`", "CNN", "trained at the centre", "55.44%", "50.00%", "99.00% (94.55–99.82%)",
-                             "50.00% (40.38–59.62%)", "8 / 0", "49.00 / 3.00")
+                             "50.00% (40.38–59.62%)", "8 / 0", "49.00 / 3.00", "95.00% (90.00–97.00%)", "95.00%")
     grids = findings.invariance_grids(experiments, results)
     assert list(grids) == ["trained on translated digits", "trained at the centre"]
     assert list(grids["trained at the centre"]) == ["CNN", "global-pooling CNN"]

@@ -104,3 +104,27 @@ def test_stage_writes_the_grid_with_its_declared_shape_and_a_summary_that_agrees
     assert result["min"] == pytest.approx(grid.min()) and result["centre"] == pytest.approx(grid[2, 2])
     assert result["worst_corner"] == pytest.approx(min(grid[0, 0], grid[0, 4], grid[4, 0], grid[4, 4]))
     assert result["offsets_worse"] + result["offsets_better"] <= 24 and np.array(result["p_vs_centre"]).shape == (5, 5)
+
+
+def test_consistency_counts_every_two_offsets_once_by_their_distance():
+    size, n = 4, 3
+    predicted = np.zeros((size, size, n), dtype=np.int8)
+    predicted[0, 0, 0] = 5  # digit 0 changes class at one corner offset only
+    result = invariance.consistency(predicted)
+    offsets = size * size
+    assert result["pairs"] == offsets * (offsets - 1) // 2
+    assert sum(d["pairs"] for d in result["by_distance"]) == result["pairs"]
+    # digit 0 disagrees on the 15 pairs that include the corner; digits 1 and 2 always agree
+    assert result["mean"] == pytest.approx((1 - 15 / 120 + 1 + 1) / 3)
+    ring1 = next(d for d in result["by_distance"] if d["distance"] == 1)  # the corner has 3 neighbours at 1
+    assert ring1["mean"] == pytest.approx((1 - 3 / ring1["pairs"] + 2) / 3)
+    assert ring1["low"] <= ring1["mean"] <= ring1["high"]
+
+
+def test_an_invariant_model_is_fully_consistent_and_a_pixel_map_is_not():
+    digits = rng.integers(0, 256, size=(50, 28, 28), dtype=np.uint8)
+    keras.utils.set_random_seed(1)
+    flat = invariance.predicted_at_offsets(summed_pixels_model(32).predict, digits, 32, lambda *_: None)
+    assert invariance.consistency(flat)["mean"] == 1.0
+    pixels = invariance.predicted_at_offsets(models.build("linear", (32, 32, 1)).predict, digits, 32, lambda *_: None)
+    assert invariance.consistency(pixels)["mean"] < 1.0

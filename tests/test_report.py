@@ -60,6 +60,7 @@ def test_a_hostile_experiment_name_shows_as_written_in_headings_tables_sentences
                "errors_shown": 0, "least_confidence": None}
     markdown = document.render(
         "report.md.j2", results=findings.results_table(experiments, metrics, {}), digit_size=28, test_digits=10000,
+        pairs_tested=1, original_tested=0,
         centred={"figure": figure, "height": 28, "width": 28, "max_offset": 0},
         translated={"figure": figure, "height": 32, "width": 32, "max_offset": 4},
         experiments={"centred": [section], "translated": []},
@@ -108,7 +109,7 @@ def test_report_stage_writes_every_figure_it_links_and_embeds_them_all(reported)
                       for kind in ("curves", "confusion", "errors")]
     assert {p.split("/")[-1] for p in linked} == {
         "examples_mnist.png", "examples_translated.png", "weights_linear_mnist.png", "invariance_maps.png",
-        "invariance_distance.png", *per_experiment,
+        "invariance_distance.png", "invariance_consistency.png", *per_experiment,
         *(f"{kind}_{name}.png" for name in ("cnn_centre", "cnn_gap_translated")
           for kind in ("cnn_kernels", "cnn_feature_maps"))}
     for link in linked:
