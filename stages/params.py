@@ -239,6 +239,10 @@ def read(path: Path) -> Any:
     return raw
 
 
+READ_AS = {"null": "null (no value)", "bool": "a boolean", "int": "a number", "float": "a number",
+           "timestamp": "a date"}
+
+
 def _keys_are_text(node, path: Path) -> None:
     """Every mapping key must be text: YAML reads `null`, `true` or `1e3` as other things."""
     from ruamel.yaml.nodes import MappingNode, SequenceNode
@@ -254,9 +258,9 @@ def _keys_are_text(node, path: Path) -> None:
                 if key.tag == "tag:yaml.org,2002:merge":
                     pass
                 elif key.tag != "tag:yaml.org,2002:str":
-                    kind = key.tag.rpartition(":")[2]
+                    kind = READ_AS.get(key.tag.rpartition(":")[2], "something other than text")
                     raise ParamsError(f"{path}, line {key.start_mark.line + 1}: the key {shown(key.value, 40)} is read "
-                                      f"as a {kind}, not as a name (YAML 1.2, as DVC reads it); quote it or choose a "
+                                      f"as {kind}, not as a name (YAML 1.2, as DVC reads it); quote it or choose a "
                                       "name that starts with a letter")
                 stack.append(value)
         elif isinstance(node, SequenceNode):

@@ -578,7 +578,7 @@ def test_an_experiment_name_that_yaml_reads_as_no_text_is_refused_in_one_line(pr
     assert "\n  mlp_translated:" in text
     before = outputs(project)
     with changed_params(project, text.replace("\n  mlp_translated:", f"\n  {name}:", 1)):
-        fails_clearly(run_stage(project, "translate"), f"the key {name!r} is read as a", "not as a name",
+        fails_clearly(run_stage(project, "translate"), f"the key {name!r} is read as ", "not as a name",
                       "as DVC reads it")
     assert outputs(project) == before
 
