@@ -473,12 +473,17 @@ def source_record(name: str, fetched: Fetched, reasons: Mapping[str, str]) -> di
     }
 
 
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)  # uncompressed, as every dataset file of the pipeline
+
+
 def main() -> None:
     data = params.load().data
     files.check_outputs(paths.RAW_MNIST, paths.RAW_SOURCE)
     name, fetched, reasons = first_working(chosen_sources(data.sources, data.idx_dir), check=check_mnist)
     # Both or neither: the record always describes the data beside it.
-    files.write_all({paths.RAW_MNIST: lambda path: np.savez(path, **{n: fetched.arrays[n] for n in ARRAY_NAMES}),
+    files.write_all({paths.RAW_MNIST: lambda path: save_arrays(path, {n: fetched.arrays[n] for n in ARRAY_NAMES}),
                      paths.RAW_SOURCE: (json.dumps(source_record(name, fetched, reasons), indent=2) + "\n").encode()})
     print(f"download: {name} -> {paths.RAW_MNIST}, {paths.RAW_SOURCE}")
 
