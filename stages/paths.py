@@ -119,3 +119,13 @@ def remedy(path: Path) -> str:
         return "make it again with `dvc repro`"
     restore = "git checkout --" if Path(path).is_relative_to("reports") else "dvc checkout"
     return f"run `dvc repro {stage}` to make it again, or `{restore} {path}` to restore the committed one"
+
+
+# --- a training run while it goes on (stages/live.py) -----------------------------------------
+# Not under data/: DVC reads no dvc.yaml that git ignores, and this folder holds one per run.
+LIVE = Path("live")
+
+
+def live(run: str) -> Path:
+    """DVCLive's log of a run in progress (`<experiment>` or `<experiment>@seed-<n>`); removed when it ends."""
+    return inside(LIVE, run)
