@@ -5,12 +5,16 @@ it, so `dvc exp show`, `dvc plots show` and VS Code's DVC extension show the run
 `dvc queue` worker's copy of the workspace too). The folder is scratch, like the checkpoints: the train
 stage publishes the run's log with its model once training has succeeded (stages/train.py) and removes
 the folder; a killed run leaves it, and the run's next start resumes it with the checkpoint (DVCLive's
-`resume`). The dvc.yaml sits one folder above the log: in the log's own folder, DVCLive 3.49 appends its
-entries again at every epoch instead of replacing them.
+`resume`). The published log is made anew from the run's checkpointed state, so it is the same whether
+or not the run was interrupted; the live one names the validation split as DVCLive's callback does
+(`eval`, the published one `val`). The dvc.yaml sits one folder above the log: in the log's own folder,
+DVCLive 3.49 appends its entries again at every epoch instead of replacing them. Not under data/, which
+git ignores: DVC reads no dvc.yaml that git ignores.
 """
 
 import contextlib
 import time
+
 import keras
 
 from stages import files, paths

@@ -36,7 +36,8 @@ def epoch_rows(name: str) -> list[dict]:
         for metric in METRICS:
             for row in read_tsv(log / split / f"{metric}.tsv"):
                 epoch = int(row["step"]) + 1  # DVCLive counts steps from 0
-                rows.setdefault((epoch, label), {"experiment": name, "epoch": epoch, "split": label})[metric] = row[metric]
+                row_of_epoch = rows.setdefault((epoch, label), {"experiment": name, "epoch": epoch, "split": label})
+                row_of_epoch[metric] = row[metric]
     return [rows[key] for key in sorted(rows, key=lambda key: (key[1], key[0]))]
 
 

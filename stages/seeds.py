@@ -45,7 +45,8 @@ def main(experiment: str) -> None:
             run = exp.model_copy(update={"seed": seed})
             # '@' is in no experiment's name, so these folders are apart from every train stage's
             name = f"{exp.name}@seed-{seed}"
-            runs.append(training.Checkpoints(paths.CHECKPOINTS, name, training.fingerprint(run, paths.dataset(exp.data))))
+            runs.append(training.Checkpoints(paths.CHECKPOINTS, name,
+                                             training.fingerprint(run, paths.dataset(exp.data))))
             model, state = training.fit(run, data, runs[-1], lambda state: live.callbacks(
                 f"seeds: {exp.name}: seed {seed}", name, run.epochs, state))
             live.clear(name)  # its accuracy is the result, written below

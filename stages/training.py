@@ -311,7 +311,8 @@ def fit(exp: Experiment, data: dict[str, np.ndarray], checkpoints: Checkpoints,
             model.fit(batches, steps_per_epoch=batches.steps_per_epoch, epochs=exp.epochs,
                       initial_epoch=state["epoch"], validation_data=(x_val, y_val),
                       validation_batch_size=VALIDATION_BATCH, shuffle=False,
-                      callbacks=[StoppingRules(exp, state), checkpoints, *watch(state)], verbose=1 if sys.stdout.isatty() else 0)
+                      callbacks=[StoppingRules(exp, state), checkpoints, *watch(state)],
+                      verbose=1 if sys.stdout.isatty() else 0)
         if exp.patience and state["stopped_by"] != "diverged" and state["best_epoch"] != state["epoch"]:
             checkpoints.restore_best(model)
             print(f"train: restored the weights of epoch {state['best_epoch']} (lowest validation loss)")
