@@ -128,7 +128,7 @@ def test_a_changed_default_reruns_exactly_the_experiments_that_take_it(project_c
     # linear_mnist and cnn_centre state their own placement; the other two take the default's
     (root / "params.yaml").write_text((root / "params.yaml").read_text().replace("placement: fresh", "placement: fixed", 1))
     assert changed_stages(root) == {"train@mlp_translated", "train@cnn_gap_translated", "seeds@mlp_translated",
-                                    "seeds@cnn_gap_translated", "compare", "report"}
+                                    "seeds@cnn_gap_translated", "compare", "plots", "report"}
 
 
 def test_editing_the_translate_stage_reruns_it_alone(project_copy):
