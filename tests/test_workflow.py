@@ -91,7 +91,7 @@ if sys.argv[1:3] == ["plots", "diff"]:
     for figure, changed in (("curves_a.png", True), ("confusion_a.png", False)):
         data["reports/figures/" + figure] = []
         for rev in ("main", "workspace"):
-            url = folder + "/static/" + rev + "_" + figure
+            url = os.path.abspath(folder + "/static/" + rev + "_" + figure)  # as DVC gives it
             open(url, "wb").write((rev if changed else "same").encode())
             data["reports/figures/" + figure].append({{"type": "image", "revisions": [rev], "url": url}})
     print(json.dumps({{"data": data}}))
