@@ -48,10 +48,10 @@ def results_table(experiments: dict[str, Experiment], metrics: dict[str, dict], 
         rows.append((code(name), data_label(exp), exp.model, percent(m["test_accuracy"]),
                      interval(m["test_accuracy_low"], m["test_accuracy_high"]),
                      original.get(name, {}).get("as_printed", "—"), f"{m['epochs']} / {m['steps']:,}{stopped}",
-                     f"{m['train_seconds']:,.1f} s", f"{m['params']:,}"))
+                     f"{m['params']:,}"))
     header = ("experiment", "data (placement)", "model", "test accuracy", "95% interval", "original (2018)",
-              "epochs / steps", "training time", "parameters")
-    return Table(header, tuple(rows), (False, False, False) + (True,) * 6)
+              "epochs / steps", "parameters")
+    return Table(header, tuple(rows), (False, False, False) + (True,) * 5)
 
 
 def paired_test(comparisons: dict, a: str, b: str) -> dict:

@@ -7,9 +7,12 @@ them at each of the canvas's (canvas - 27)^2 offsets and writes the accuracy gri
 its summary to reports/metrics/invariance/<experiment>.json, with what of it is more than
 sampling noise: the same digits at each offset against the centre (McNemar's exact test,
 Holm-adjusted), and the grid's spread against the spread sampling alone gives; and how often
-the model keeps a digit's class when the digit moves (consistency, over every two offsets).
+the model keeps a digit's class when the digit moves (consistency, over every two offsets). The
+summary alone (mean, minimum, centre, worst corner, consistency) also goes to
+reports/headlines/invariance/<experiment>.json, for `dvc metrics`; the grids are data for the report.
 """
 
+import json
 import sys
 import time
 
@@ -123,16 +126,19 @@ def main(experiment: str) -> None:
     start = time.perf_counter()
 
     def progress(done: int, rows: int) -> None:
-        print(f"invariance: {name}: offset row {done}/{rows}, {time.perf_counter() - start:.0f} s", flush=True)
+        elapsed = time.perf_counter() - start
+        print(f"invariance: {name}: offset row {done}/{rows}, {elapsed:.0f} s so far, "
+              f"about {elapsed / done * (rows - done):.0f} s left", flush=True)
 
     predicted = predicted_at_offsets(lambda x: model.predict(x, batch_size=BATCH, verbose=0), digits, canvas, progress)
     correct = predicted == labels
     seconds = time.perf_counter() - start
     grid = correct.mean(axis=2)
     result = summary(grid) | noise(correct) | {"consistency": consistency(predicted),
-                                               "test_digits": len(subset), "canvas": canvas,
-                                               "seconds": round(seconds, 1), "grid": grid.tolist()}
-    files.write_json(paths.invariance(name), result)
+                                               "test_digits": len(subset), "canvas": canvas, "grid": grid.tolist()}
+    headline = {name: {"invariance": summary(grid) | {"consistency": result["consistency"]["mean"]}}}
+    files.write_all({paths.invariance(name): (json.dumps(result, indent=2) + "\n").encode(),
+                     paths.invariance_headline(name): (json.dumps(headline, indent=2) + "\n").encode()})
     print(f"invariance: {name}: mean {result['mean']:.2%}, min {result['min']:.2%}, centre {result['centre']:.2%}, "
           f"worst corner {result['worst_corner']:.2%} ({len(grid)}x{len(grid)} offsets x {len(subset)} digits, "
           f"{seconds:.0f} s); {result['offsets_worse']} offsets worse and {result['offsets_better']} better than the "

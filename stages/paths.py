@@ -125,3 +125,34 @@ def remedy(path: Path) -> str:
         return "make it again with `dvc repro`"
     restore = "git checkout --" if Path(path).is_relative_to("reports") else "dvc checkout"
     return f"run `dvc repro {stage}` to make it again, or `{restore} {path}` to restore the committed one"
+
+
+# --- a training run while it goes on (stages/live.py) -----------------------------------------
+# Not under data/: DVC reads no dvc.yaml that git ignores, and this folder holds one per run.
+LIVE = Path("live")
+
+
+def live(run: str) -> Path:
+    """DVCLive's log of a run in progress (`<experiment>` or `<experiment>@seed-<n>`); removed when it ends."""
+    return inside(LIVE, run)
+
+
+# --- what `dvc metrics` and `dvc plots` compare across revisions (dvc.yaml's `metrics:` and `plots:`) --------
+# A few headline numbers per experiment, each file's keys under the experiment's name, so that `dvc exp show`
+# names a column `<experiment>.test_accuracy` rather than by its file's path.
+HEADLINES = Path("reports/headlines")
+INVARIANCE_HEADLINES = HEADLINES / "invariance"
+PLOT_TABLES = Path("reports/plots")  # every experiment in one table per plot (stages/plots.py)
+EPOCHS_TABLE = PLOT_TABLES / "epochs.csv"
+TEST_ACCURACY_TABLE = PLOT_TABLES / "test_accuracy.csv"
+
+
+def headline(experiment: str) -> Path:
+    return inside(HEADLINES, f"{experiment}.json")
+
+
+def invariance_headline(experiment: str) -> Path:
+    return inside(INVARIANCE_HEADLINES, f"{experiment}.json")
+
+
+MADE_BY = ((INVARIANCE_HEADLINES, "invariance@"), (HEADLINES, "evaluate@"), (PLOT_TABLES, "plots")) + MADE_BY

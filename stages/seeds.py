@@ -37,16 +37,19 @@ def main(experiment: str) -> None:
     extra = [exp.seed + i for i in range(1, p.seeds[exp.name])]
     data = datasets.load(exp.data, only=None if extra else ("y_test",))
     if extra:
-        from stages import training  # Keras: seconds to import, so params and data are checked first
+        from stages import live, training  # Keras: seconds to import, so params and data are checked first
 
         x_test, runs = datasets.as_input(data["x_test"]), []
         for i, seed in enumerate(extra, start=2):
             print(f"seeds: {exp.name}: run {i} of {len(extra) + 1}, seed {seed}", flush=True)
             run = exp.model_copy(update={"seed": seed})
             # '@' is in no experiment's name, so these folders are apart from every train stage's
-            runs.append(training.Checkpoints(paths.CHECKPOINTS, f"{exp.name}@seed-{seed}",
+            name = f"{exp.name}@seed-{seed}"
+            runs.append(training.Checkpoints(paths.CHECKPOINTS, name,
                                              training.fingerprint(run, paths.dataset(exp.data))))
-            model, state = training.fit(run, data, runs[-1])
+            model, state = training.fit(run, data, runs[-1], lambda state: live.callbacks(
+                f"seeds: {exp.name}: seed {seed}", name, run.epochs, state))
+            live.clear(name)  # its accuracy is the result, written below
             predicted = np.asarray(model.predict(x_test, batch_size=BATCH, verbose=0)).argmax(axis=1)
             seeds.append(seed)
             accuracies.append(float(np.mean(predicted == data["y_test"])))

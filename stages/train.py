@@ -3,10 +3,13 @@
     python -m stages.train <experiment>
 
 Each epoch is checkpointed under data/checkpoints/<experiment>/, so a killed run that is
-started again continues from its last finished epoch, to the same weights. The training
-log (DVCLive: per-epoch loss and accuracy, and a summary) goes to data/training/<experiment>/
-with the model, once training has succeeded; the evaluate stage publishes it under reports/training/.
-A run that diverges or ends no better than guessing fails and saves nothing.
+started again continues from its last finished epoch, to the same weights. While it trains,
+each epoch is logged to live/<experiment>/ for DVC's tools and a line tells the time left
+(stages/live.py). The training log (DVCLive: per-epoch loss and accuracy, and a summary) goes
+to data/training/<experiment>/ with the model, once training has succeeded; the evaluate stage
+publishes it under reports/training/. A run that diverges or ends no better than guessing fails
+and saves nothing. No file gets the run's duration: a rerun that trains the same weights writes
+the same bytes (the speed page, `make benchmarks`, measures time).
 """
 
 import sys
@@ -58,24 +61,27 @@ def main(experiment: str) -> None:
     files.check_outputs(paths.model(exp.name), paths.training_run(exp.name), paths.checkpoint_dir(exp.name))
     data = datasets.load(exp.data)
     # Keras takes seconds to import: params and data are checked first, so that mistakes show at once.
-    from stages import training
+    from stages import live, training
 
     checkpoints = training.Checkpoints(paths.CHECKPOINTS, exp.name, training.fingerprint(exp, paths.dataset(exp.data)))
-    model, state = training.fit(exp, data, checkpoints)
+    model, state = training.fit(exp, data, checkpoints,
+                                lambda state: live.callbacks(f"train: {exp.name}", exp.name, exp.epochs, state))
     try:
         check_learned(exp, state, data["y_val"])
     except StageError:
         checkpoints.clear()
+        live.clear(exp.name)
         raise
-    summary = {"epochs": state["epoch"], "steps": state["steps"], "seconds": round(state["seconds"], 2),
-               "stopped_by": state["stopped_by"], "best_epoch": state["best_epoch"], "params": model.count_params()}
+    summary = {"epochs": state["epoch"], "steps": state["steps"], "stopped_by": state["stopped_by"],
+               "best_epoch": state["best_epoch"], "params": model.count_params()}
     log, run = training_log(state, summary), paths.training_run(exp.name)
     # The model and its log, replaced together: a failure half-way leaves both as they were.
     files.write_all({paths.model(exp.name): lambda path: training.save_model(model, path),
                      **{run / name: content for name, content in log.items()}})
     files.remove_others(run, keep=log)
     checkpoints.clear()
-    print(f"train: {exp.name}: {summary['epochs']} epochs, {summary['steps']} steps, {summary['seconds']:.1f} s, "
+    live.clear(exp.name)
+    print(f"train: {exp.name}: {summary['epochs']} epochs, {summary['steps']} steps, {state['seconds']:.1f} s, "
           f"stopped by {summary['stopped_by']}; saved {paths.model(exp.name)}")
 
 

@@ -353,9 +353,11 @@ def fingerprint(exp: Experiment, data_file: Path) -> str:
     return hashlib.sha256(f"{exp.model_dump()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
 
 
-def fit(exp: Experiment, data: dict[str, np.ndarray], checkpoints: Checkpoints) -> tuple[keras.Model, dict]:
+def fit(exp: Experiment, data: dict[str, np.ndarray], checkpoints: Checkpoints,
+        watch=lambda state: []) -> tuple[keras.Model, dict]:
     """Train the experiment's model, resuming from `checkpoints` if they match. Returns the model and
-    the run's state; its `stopped_by` says 'diverged' if training broke down (no weights worth keeping)."""
+    the run's state; its `stopped_by` says 'diverged' if training broke down (no weights worth keeping).
+    `watch(state)` gives the callbacks that show the run as it goes (stages/live.py)."""
     devices = devices_scope(exp)  # before anything computes: a cluster must be joined first
     make_deterministic(exp.seed)
     batches = TrainBatches.of(exp, data)
@@ -370,7 +372,8 @@ def fit(exp: Experiment, data: dict[str, np.ndarray], checkpoints: Checkpoints) 
             model.fit(batches, steps_per_epoch=batches.steps_per_epoch, epochs=exp.epochs,
                       initial_epoch=state["epoch"], validation_data=(x_val, y_val),
                       validation_batch_size=VALIDATION_BATCH, shuffle=False,
-                      callbacks=[StoppingRules(exp, state), checkpoints], verbose=1 if sys.stdout.isatty() else 2)
+                      callbacks=[StoppingRules(exp, state), checkpoints, *watch(state)],
+                      verbose=1 if sys.stdout.isatty() else 0)
         if exp.patience and state["stopped_by"] != "diverged" and state["best_epoch"] != state["epoch"]:
             checkpoints.restore_best(model)
             print(f"train: restored the weights of epoch {state['best_epoch']} (lowest validation loss)")

@@ -71,7 +71,7 @@ def makefile_variable(name: str) -> str:
 # and a pip after which the real dvc is on PATH: the plan job lists the stages with it.
 REAL_DVC = Path(sys.executable).parent / "dvc"
 ACTION_TOOLS = {
-    "iterative/setup-cml": {"cml": ""},
+    "iterative/setup-cml": {"cml": "", "vl2png": "open(sys.argv[2], 'wb').write(b'a png')"},
     "actions/setup-python": {
         "python": "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
         "pip": "dvc = os.path.join(os.path.dirname(__file__), 'dvc')\n"
@@ -79,6 +79,26 @@ ACTION_TOOLS = {
     },
 }
 REMOTE_URL = "s3://a-bucket/translated-mnist"
+DECLARED_PLOTS = [next(iter(plot)) if isinstance(plot, dict) else plot
+                  for plot in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]]
+# What `dvc plots diff main --json -o <folder>` answers, in brief: each declared plot DVC fills with both
+# revisions' data, and the report's figures, one image per revision (one changed here, one not).
+STAND_IN_DVC = f"""
+if sys.argv[1:3] == ["plots", "diff"]:
+    folder = sys.argv[sys.argv.index("-o") + 1]
+    os.makedirs(folder + "/static", exist_ok=True)
+    data = {{name: [{{"type": "vega", "revisions": ["main", "workspace"], "content": {{"mark": "line"}}}}]
+            for name in {[name for name in DECLARED_PLOTS if not name.startswith("reports/figures")]!r}}}
+    for figure, changed in (("curves_a.png", True), ("confusion_a.png", False)):
+        data["reports/figures/" + figure] = []
+        for rev in ("main", "workspace"):
+            url = os.path.abspath(folder + "/static/" + rev + "_" + figure)  # as DVC gives it
+            open(url, "wb").write((rev if changed else "same").encode())
+            data["reports/figures/" + figure].append({{"type": "image", "revisions": [rev], "url": url}})
+    print(json.dumps({{"data": data}}))
+else:
+    print("| Path | Metric | main | workspace | Change |")
+"""
 
 
 @dataclass
@@ -87,6 +107,7 @@ class Run:
     failures: list[str]  # one line per step that failed
     calls: list[list]  # [step index, tool, *arguments] for every call of a stand-in, in order
     outputs: dict[str, str]  # what the steps wrote to $GITHUB_OUTPUT
+    summary: str  # what the steps wrote to $GITHUB_STEP_SUMMARY, the run's summary page
 
 
 def run_job(workflow, job: str, scratch: Path, checkout: Path, expressions: dict[str, str]) -> Run:
@@ -100,9 +121,10 @@ def run_job(workflow, job: str, scratch: Path, checkout: Path, expressions: dict
     """
     runner, project_tools = scratch / "runner", scratch / "project-tools"
     github_path, github_output, calls = scratch / "github_path", scratch / "github_output", scratch / "calls"
-    for file in (github_path, github_output, calls):
+    github_summary = scratch / "github_step_summary"
+    for file in (github_path, github_output, calls, github_summary):
         file.touch()
-    install_stand_in(project_tools, "dvc", then='print("| Path | Metric | main | workspace | Change |")')
+    install_stand_in(project_tools, "dvc", then=STAND_IN_DVC)
     install_stand_in(runner, "git")
     venv_bin = checkout / makefile_variable("BIN")
     install_stand_in(runner, "make", then=f"shutil.copytree({str(project_tools)!r}, {str(venv_bin)!r}, dirs_exist_ok=True)")
@@ -125,12 +147,14 @@ def run_job(workflow, job: str, scratch: Path, checkout: Path, expressions: dict
             continue
         env = {**os.environ, **{name: expand(str(value)) for name, value in step.get("env", {}).items()},
                "PATH": os.pathsep.join(github_path.read_text().split() + path), "GITHUB_PATH": str(github_path),
-               "GITHUB_OUTPUT": str(github_output), "CALLS": str(calls), "STEP": str(index)}
+               "GITHUB_OUTPUT": str(github_output), "GITHUB_STEP_SUMMARY": str(github_summary), "CALLS": str(calls),
+               "STEP": str(index)}
         result = subprocess.run(["bash", "-e", "-c", expand(step["run"])], cwd=checkout, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             failures.append(f"{job} step {index} ({step.get('name', step['run'])}): exit {result.returncode}: {result.stderr.strip()}")
     outputs = dict(line.split("=", 1) for line in github_output.read_text().splitlines())
-    return Run(checkout, failures, [json.loads(line) for line in calls.read_text().splitlines()], outputs)
+    return Run(checkout, failures, [json.loads(line) for line in calls.read_text().splitlines()], outputs,
+               github_summary.read_text())
 
 
 # Where the evaluate stage writes each experiment's metrics: the report job's loop reads them.
@@ -184,8 +208,27 @@ def report_with_remote(workflow, tmp_path_factory) -> Run:
     return run_job(workflow, "report", scratch, checkout_with_metrics(scratch), {"vars.DVC_REMOTE_URL": REMOTE_URL})
 
 
-JOB_RUNS = ["plan", "train", "report", "report_with_remote"]
-STAND_IN_DVC_RUNS = ["train", "report", "report_with_remote"]
+# A pull request from a fork: GitHub gives it the repository's variables but no secret.
+FORK = {"github.event.pull_request.head.repo.full_name": "someone/translated-mnist",
+        "github.repository": "owner/translated-mnist", "vars.DVC_REMOTE_URL": REMOTE_URL,
+        "secrets.AWS_ACCESS_KEY_ID": "", "secrets.AWS_SECRET_ACCESS_KEY": ""}
+
+
+@pytest.fixture(scope="module")
+def report_from_fork(workflow, tmp_path_factory) -> Run:
+    scratch = tmp_path_factory.mktemp("report-from-fork")
+    return run_job(workflow, "report", scratch, checkout_with_metrics(scratch), FORK)
+
+
+@pytest.fixture(scope="module")
+def train_from_fork(workflow, plan, tmp_path_factory) -> Run:
+    scratch = tmp_path_factory.mktemp("train-from-fork")
+    return run_job(workflow, "train", scratch, checkout_with_metrics(scratch),
+                   FORK | {"matrix.stage": json.loads(plan.outputs["stages"])[0]})
+
+
+JOB_RUNS = ["plan", "train", "report", "report_with_remote", "report_from_fork", "train_from_fork"]
+STAND_IN_DVC_RUNS = ["train", "report", "report_with_remote", "report_from_fork"]
 
 
 def calls_of(run: Run, tool: str) -> list[list[str]]:
@@ -194,7 +237,7 @@ def calls_of(run: Run, tool: str) -> list[list[str]]:
 
 def data_commands(run: Run) -> list[list[str]]:
     """The dvc commands that build, pull or push; not the diffs that the comment shows."""
-    return [arguments for arguments in calls_of(run, "dvc") if arguments[0] not in ("metrics", "params")]
+    return [arguments for arguments in calls_of(run, "dvc") if arguments[0] not in ("metrics", "params", "plots")]
 
 
 @pytest.mark.parametrize("job_run", JOB_RUNS)
@@ -263,14 +306,35 @@ def test_the_report_waits_for_the_train_jobs_and_runs_when_they_were_skipped(wor
     assert re.search(r"\b(always|cancelled|failure)\(\)", str(report.get("if", "")))
 
 
-def test_the_comment_shows_the_figures_the_report_stage_writes(report):
-    (posted,) = [arguments[-1] for arguments in calls_of(report, "cml") if arguments[:2] == ["comment", "create"]]
-    comment = (report.checkout / posted).read_text()
-    linked = {Path(link) for link in re.findall(r"!\[[^\]]*\]\(\./([^)]+)\)", comment)}
-    experiments = committed_experiments()
-    assert experiments
-    assert linked == {paths.figure_png(f"{kind}_{name}") for name in experiments for kind in ("curves", "confusion")}
-    assert all((ROOT / figure).is_file() for figure in linked)  # the committed report has each
+def posted_comment(run: Run) -> str:
+    (posted,) = [arguments[-1] for arguments in calls_of(run, "cml") if arguments[:2] == ["comment", "update"]]
+    return (run.checkout / posted).read_text()
+
+
+def test_the_comment_shows_every_declared_plot_of_the_plots_diff_as_an_image(report):
+    comment = posted_comment(report)
+    assert "### Plots: main against this pull request" in comment
+    images = re.findall(r"!\[([^\]]*)\]\(\./([^)]+)\)", comment)
+    drawn = {name for name, png in images if png.endswith(".png") and (report.checkout / png).is_file()}
+    vega = {name for name in DECLARED_PLOTS if not name.startswith("reports/figures")}
+    assert vega and vega <= drawn  # each one drawn by vl2png from what DVC filled in
+    # of the report's figures, the one that changed, main's and this pull request's; not the one that did not
+    assert {png.rsplit("/", 1)[-1] for name, png in images if name in ("main", "workspace")} == {
+        "main_curves_a.png", "workspace_curves_a.png"}
+    assert all(not Path(png).is_absolute() and (report.checkout / png).is_file() for _, png in images)
+
+
+def test_the_report_updates_one_comment_instead_of_adding_one_per_push(report):
+    cml = calls_of(report, "cml")
+    assert [arguments[:2] for arguments in cml] == [["comment", "update"]] and "--publish" in cml[0]
+
+
+def test_a_pull_request_from_a_fork_builds_without_secrets_and_shows_the_report_on_its_summary_page(
+        report_from_fork, train_from_fork):
+    assert data_commands(report_from_fork) == [["repro"]]  # the remote needs the secrets it does not get
+    assert not calls_of(report_from_fork, "cml")  # its token cannot comment
+    assert "### Plots: main against this pull request" in report_from_fork.summary
+    assert data_commands(train_from_fork) == []  # nothing to push to: the report job builds it all
 
 
 def test_the_comment_is_posted_with_a_token_allowed_to_write_to_the_pull_request(workflow, report):
