@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from stages import cli, datasets, files, params, paths, predictions, statistics
+from stages import cli, datasets, files, params, paths, predictions, schemas, statistics
 
 BATCH = 1000
 TRAINING_SUMMARY = ("epochs", "steps", "stopped_by", "params")
@@ -38,13 +38,16 @@ def score(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 def main(experiment: str) -> None:
     exp = params.load().experiment(experiment)
-    training = files.read_json(paths.training_run(exp.name) / "metrics.json", required=TRAINING_SUMMARY)
+    files.check_outputs(paths.metrics(exp.name), paths.headline(exp.name), paths.predictions(exp.name),
+                        paths.training_log(exp.name))
+    training = files.read_json(paths.training_run(exp.name) / "metrics.json", required=TRAINING_SUMMARY,
+                               schema=schemas.TrainingSummary)
     log = files.read_folder(paths.training_run(exp.name))
     data = datasets.load(exp.data, only=("x_test", "y_test"))
     labels = data["y_test"].astype(np.int64)
     from stages import saved_models  # Keras: seconds to import, so params and data are checked first
 
-    model = saved_models.load(paths.model(exp.name))
+    model = saved_models.load(paths.model(exp.name), exp.model, (*data["x_test"].shape[1:], 1))
     probabilities = softmax(np.asarray(model.predict(datasets.as_input(data["x_test"]), batch_size=BATCH, verbose=0)))
     errors = int(np.sum(probabilities.argmax(axis=1) != labels))
     low, high = statistics.wilson(len(labels) - errors, len(labels))

@@ -255,13 +255,18 @@ def invariance_table(experiments: dict[str, Experiment], results: dict[str, dict
                   percent(r["mean"]), percent(r["min"]), with_interval(r["centre"], r["test_digits"]),
                   with_interval(r["worst_corner"], r["test_digits"]), f"{r['offsets_worse']} / {r['offsets_better']}",
                   f"{points(r['measured_range']):.2f} / {points(r['sampling_range_95']):.2f}",
-                  f"{percent(r['consistency']['mean'])} ({interval(r['consistency']['low'], r['consistency']['high'])})",
+                  consistency_cell(r["consistency"]),
                   percent(min(d["mean"] for d in r["consistency"]["by_distance"])))
                  for name, r in results.items())
     return Table(("experiment", "model", "training", "mean", "minimum", "centre (95% interval)",
                   "worst corner (95% interval)", "offsets worse / better than centre",
                   "range / by sampling alone (points)", "consistency (95% interval)", "consistency, worst distance"),
                  rows, (False, False, False) + (True,) * 8)
+
+
+def consistency_cell(c: dict) -> str:
+    """'99.12% (98.90–99.34%)': how often a digit kept its class between two offsets, with its interval."""
+    return f"{percent(c['mean'])} ({interval(c['low'], c['high'])})"
 
 
 def consistency_finding(experiments: dict[str, Experiment], results: dict[str, dict], goal: float = 0.99) -> Markdown:
@@ -273,9 +278,8 @@ def consistency_finding(experiments: dict[str, Experiment], results: dict[str, d
                f"short of the goal of {percent(goal)} at every distance")
     return Markdown(
         f"The most consistent model is {code(best)} ({MODEL_NAMES[experiments[best].model]}): moved between any two "
-        f"offsets, a digit keeps its predicted class {percent(r['consistency']['mean'])} of the time "
-        f"({interval(r['consistency']['low'], r['consistency']['high'])}), and at least {percent(worst[best])} "
-        f"at each distance: {verdict}.")
+        f"offsets, a digit keeps its predicted class in {consistency_cell(r['consistency'])} of the moves, "
+        f"and in at least {percent(worst[best])} at each distance: {verdict}.")
 
 
 def offsets_beyond_noise(r: dict) -> str:

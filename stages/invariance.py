@@ -75,7 +75,8 @@ def consistency(predicted: np.ndarray) -> dict:
 
     by_distance = [{"distance": d, "pairs": int(pairs[d])} | mean_and_interval(agree[d] / pairs[d])
                    for d in range(1, size) if pairs[d]]
-    return {"pairs": int(pairs.sum())} | mean_and_interval(agree.sum(axis=0) / pairs.sum()) | {"by_distance": by_distance}
+    overall = mean_and_interval(agree.sum(axis=0) / pairs.sum())
+    return {"pairs": int(pairs.sum())} | overall | {"by_distance": by_distance}
 
 
 def centre(size: int) -> int:
@@ -115,14 +116,16 @@ def noise(correct: np.ndarray) -> dict:
 
 def main(experiment: str) -> None:
     p = params.load()
-    name = p.experiment(experiment).name
+    exp = p.experiment(experiment)
+    name = exp.name
+    files.check_outputs(paths.invariance(name), paths.invariance_headline(name))
     test = datasets.load("centred", only=("x_test", "y_test"))
     subset = test_subset(test["y_test"], p.invariance.test_digits, p.invariance.seed)
     digits, labels = test["x_test"][subset], test["y_test"][subset].astype(np.int64)
     from stages import saved_models  # Keras: seconds to import, so params and data are checked first
 
-    model = saved_models.load(paths.model(name))
-    canvas = model.input_shape[1]
+    canvas = p.translate.canvas  # every experiment of the study is on translated data (params.py checks)
+    model = saved_models.load(paths.model(name), exp.model, (canvas, canvas, 1))
     start = time.perf_counter()
 
     def progress(done: int, rows: int) -> None:

@@ -55,6 +55,7 @@ def callbacks(label: str, run: str, epochs: int, state: dict) -> list[keras.call
     from dvclive.keras import DVCLiveCallback
 
     folder = paths.live(run)
+    files.check_outputs(folder)  # DVCLive writes there: never through a link
     live = Live(dir=str(folder / "log"), resume=state["epoch"] > 0, dvcyaml=str(folder / "dvc.yaml"),
                 save_dvc_exp=False)
     # Step n is epoch n + 1, as in the published log; a kill after the checkpoint but before the log

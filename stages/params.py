@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, fiel
 from pydantic.json_schema import SkipJsonSchema
 
 from stages import paths
-from stages.kinds import KINDS
 from stages.cli import StageError
+from stages.kinds import KINDS
 
 Source = Literal["local", "keras", "torchvision", "pypi"]
 DataFile = Literal["centred", "translated"]

@@ -87,7 +87,7 @@ def figure_png(name: str) -> Path:
 # The folders whose entries are outputs. A link to or above one of them (data/ on a bigger disk) is the
 # user's choice and followed; below one, a link is never followed (files.check_no_links).
 OUTPUT_FOLDERS = (RAW, DATASET_DIR, MODELS, CHECKPOINTS, TRAINING_RUNS, TRAINING_LOGS, INVARIANCE, SEEDS, METRICS,
-                  PREDICTIONS, Path("reports/benchmarks"), Path("reports"))
+                  PREDICTIONS, Path("reports/benchmarks"), Path("reports"), Path("live"))
 
 
 def output_folder(path: Path) -> Path:

@@ -12,19 +12,24 @@ appears in every plot without a line in dvc.yaml.
 
 import csv
 import io
+import math
 import sys
 
-from stages import cli, files, params, paths
+from stages import cli, files, params, paths, schemas
 
 SPLITS = {"train": "training", "val": "validation"}
 METRICS = ("loss", "accuracy")
 
 
 def read_tsv(path) -> list[dict[str, str]]:
-    with files.reading(path, ValueError, UnicodeDecodeError, csv.Error):
+    """DVCLive's table of one metric: a step and a finite value on every row."""
+    with files.reading(path, ValueError, UnicodeDecodeError, csv.Error, TypeError):
         rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")), delimiter="\t"))
         if not rows or {"step"} - set(rows[0]):
             raise ValueError("no step column or no rows")
+        for row in rows:
+            if int(row["step"]) < 0 or not all(math.isfinite(float(value)) for value in row.values()):
+                raise ValueError(f"a row that is not a step and finite numbers: {row}")
     return rows
 
 
@@ -51,10 +56,11 @@ def to_csv(rows: list[dict]) -> bytes:
 
 def main() -> None:
     experiments = params.load().experiments
+    files.check_outputs(paths.EPOCHS_TABLE, paths.TEST_ACCURACY_TABLE)
     epochs = [row for name in experiments for row in epoch_rows(name)]
     tests = []
     for name in experiments:
-        m = files.read_json(paths.metrics(name), required=("test_accuracy", "test_accuracy_low", "test_accuracy_high"))
+        m = files.read_json(paths.metrics(name), schema=schemas.Metrics)
         tests.append({"experiment": name, "test_accuracy": m["test_accuracy"], "low": m["test_accuracy_low"],
                       "high": m["test_accuracy_high"]})
     files.write_all({paths.EPOCHS_TABLE: to_csv(epochs), paths.TEST_ACCURACY_TABLE: to_csv(tests)})

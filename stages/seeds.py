@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from stages import cli, datasets, files, params, paths
+from stages import cli, datasets, files, params, paths, schemas
 
 BATCH = 1000
 
@@ -32,7 +32,8 @@ def summary(seeds: list[int], accuracies: list[float], stopped_by: list[str], te
 def main(experiment: str) -> None:
     p = params.load()
     exp = p.experiment(experiment)
-    own = files.read_json(paths.metrics(exp.name), required=("test_accuracy", "stopped_by"))
+    files.check_outputs(paths.seeds(exp.name))
+    own = files.read_json(paths.metrics(exp.name), schema=schemas.Metrics)
     seeds, accuracies, stopped_by = [exp.seed], [own["test_accuracy"]], [own["stopped_by"]]
     extra = [exp.seed + i for i in range(1, p.seeds[exp.name])]
     data = datasets.load(exp.data, only=None if extra else ("y_test",))
@@ -47,8 +48,9 @@ def main(experiment: str) -> None:
             name = f"{exp.name}@seed-{seed}"
             runs.append(training.Checkpoints(paths.CHECKPOINTS, name,
                                              training.fingerprint(run, paths.dataset(exp.data))))
-            model, state = training.fit(run, data, runs[-1], lambda state: live.callbacks(
-                f"seeds: {exp.name}: seed {seed}", name, run.epochs, state))
+            label = f"seeds: {exp.name}: seed {seed}"
+            model, state = training.fit(run, data, runs[-1], lambda state, label=label, name=name, epochs=run.epochs:
+                                        live.callbacks(label, name, epochs, state))
             live.clear(name)  # its accuracy is the result, written below
             predicted = np.asarray(model.predict(x_test, batch_size=BATCH, verbose=0)).argmax(axis=1)
             seeds.append(seed)

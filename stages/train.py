@@ -58,7 +58,8 @@ def training_log(state: dict, summary: dict) -> dict[Path, bytes]:
 
 def main(experiment: str) -> None:
     exp = params.load().experiment(experiment)
-    files.check_outputs(paths.model(exp.name), paths.training_run(exp.name), paths.checkpoint_dir(exp.name))
+    files.check_outputs(paths.model(exp.name), paths.training_run(exp.name), paths.checkpoint_dir(exp.name),
+                        paths.live(exp.name))
     data = datasets.load(exp.data)
     # Keras takes seconds to import: params and data are checked first, so that mistakes show at once.
     from stages import live, training

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -61,6 +63,6 @@ def test_an_unknown_model_kind_is_a_params_error_naming_the_known_ones():
 def _params_with_model(model: str) -> dict:
     import yaml
 
-    raw = yaml.safe_load(open("params.yaml"))
+    raw = yaml.safe_load(Path("params.yaml").read_text())
     raw["experiments"]["mlp_translated"]["model"] = model
     return raw

@@ -35,7 +35,8 @@ def test_the_log_has_every_epoch_and_the_summary():
     log = train.training_log(training.fresh_state("fp") | {"history": history}, {"epochs": 2, "steps": 10})
     assert set(map(str, log)) == {"metrics.json", *(f"plots/metrics/{split}/{metric}.tsv" for split in ("train", "val")
                                                     for metric in ("loss", "accuracy"))}
-    assert json.loads(log[train.Path("metrics.json")]) | {"epochs": 2, "steps": 10} == json.loads(log[train.Path("metrics.json")])
+    summary = json.loads(log[train.Path("metrics.json")])
+    assert summary | {"epochs": 2, "steps": 10} == summary
     rows = [row.split("\t") for row in log[train.Path("plots/metrics/val/loss.tsv")].decode().splitlines()]
     assert rows == [["step", "loss"], ["0", "2.0"], ["1", "1.0"]]
 

@@ -19,7 +19,8 @@ def test_short_training_beats_chance_clearly(tiny_data):
     data = files.load_npz(tiny_data / "translated.npz")
     for model_name in ("linear", "mlp"):
         model, state = run(experiment(model=model_name, epochs=3), tiny_data)
-        accuracy = np.mean(np.argmax(model.predict(datasets.as_input(data["x_test"]), verbose=0), axis=1) == data["y_test"])
+        predicted = np.argmax(model.predict(datasets.as_input(data["x_test"]), verbose=0), axis=1)
+        accuracy = np.mean(predicted == data["y_test"])
         assert accuracy > 0.5, model_name
         assert state["epoch"] == 3 and state["steps"] == 3 * 12 and state["stopped_by"] == "epochs"
         assert len(state["history"]) == 3 and set(state["history"][0]) == {"train/loss", "train/accuracy",
