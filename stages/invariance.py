@@ -124,8 +124,8 @@ def main(experiment: str) -> None:
     digits, labels = test["x_test"][subset], test["y_test"][subset].astype(np.int64)
     from stages import saved_models  # Keras: seconds to import, so params and data are checked first
 
-    canvas = p.translate.canvas  # every experiment of the study is on translated data (params.py checks)
-    model = saved_models.load(paths.model(name), exp.model, (canvas, canvas, 1))
+    model = saved_models.load(paths.model(name), exp.model)
+    canvas = model.input_shape[1]
     start = time.perf_counter()
 
     def progress(done: int, rows: int) -> None:

@@ -235,9 +235,10 @@ class Checkpoints(keras.callbacks.Callback):
             lock.close()
             raise StageError(f"another training run (process {holder}) is using {self.folder}: wait for it to end, "
                              f"or stop it (`kill {holder}`), then run this again") from None
-        lock.truncate(0)
-        lock.write(str(os.getpid()))
-        lock.flush()
+        with contextlib.suppress(OSError):  # the pid only names the holder in the message above; a full disk
+            lock.truncate(0)                # fails at the checkpoint's own write, with its name
+            lock.write(str(os.getpid()))
+            lock.flush()
         self.lock = lock
 
     def resume(self, model: keras.Model) -> dict:

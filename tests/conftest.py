@@ -61,6 +61,16 @@ def experiment(**changes) -> Experiment:
     return Experiment(**(settings | changes))
 
 
+def metrics_record(accuracy: float, test_digits: int = 200) -> dict:
+    """What the evaluate stage writes to reports/metrics/<experiment>.json, for an accuracy."""
+    from stages import statistics
+
+    errors = round((1 - accuracy) * test_digits)
+    low, high = statistics.wilson(test_digits - errors, test_digits)
+    return {"test_accuracy": accuracy, "test_loss": 1.0, "test_accuracy_low": low, "test_accuracy_high": high,
+            "errors": errors, "epochs": 2, "steps": 20, "stopped_by": "epochs", "params": 1000}
+
+
 @pytest.fixture
 def tiny_data(tmp_path):
     write_datasets(tmp_path)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from stages import files, paths, plots
-from tests.conftest import REPO, sh
+from tests.conftest import REPO, metrics_record, sh
 
 
 def write_log(name: str, accuracies: dict[str, list[float]]) -> None:
@@ -31,8 +31,7 @@ def project(tmp_path, monkeypatch):
     paths.PARAMS.write_text(yaml.safe_dump(raw))
     for name, accuracy in (("linear_mnist", 0.9), ("mlp_translated", 0.95)):
         write_log(name, {"train": [0.5, 0.8], "val": [0.4, 0.7]})
-        files.write_json(paths.metrics(name), {"test_accuracy": accuracy, "test_accuracy_low": accuracy - 0.01,
-                                               "test_accuracy_high": accuracy + 0.01})
+        files.write_json(paths.metrics(name), metrics_record(accuracy))
     return tmp_path
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from stages import files, paths, seeds
-from tests.conftest import REPO, write_datasets
+from tests.conftest import REPO, metrics_record, write_datasets
 
 
 def test_summary_separates_the_spread_between_seeds_from_one_runs_test_set_noise():
@@ -31,7 +31,7 @@ def project(tmp_path, monkeypatch):
     paths.PARAMS.write_text(yaml.safe_dump(raw))
     paths.DATASET_DIR.mkdir(parents=True)
     write_datasets(paths.DATASET_DIR, canvas=32)
-    files.write_json(paths.metrics("tiny"), {"test_accuracy": 0.25, "stopped_by": "epochs"})
+    files.write_json(paths.metrics("tiny"), metrics_record(0.25))
     return tmp_path
 
 
