@@ -113,7 +113,7 @@ def noise(correct: np.ndarray) -> dict:
 def main(experiment: str) -> None:
     p = params.load()
     name = p.experiment(experiment).name
-    test = datasets.load("centred", only=("x_test", "y_test"))
+    test = datasets.load(p.experiment(experiment).dataset, "centred", only=("x_test", "y_test"))
     subset = test_subset(test["y_test"], p.invariance.test_digits, p.invariance.seed)
     digits, labels = test["x_test"][subset], test["y_test"][subset].astype(np.int64)
     from stages import saved_models  # Keras: seconds to import, so params and data are checked first

@@ -35,7 +35,7 @@ def main(experiment: str) -> None:
     own = files.read_json(paths.metrics(exp.name), required=("test_accuracy", "stopped_by"))
     seeds, accuracies, stopped_by = [exp.seed], [own["test_accuracy"]], [own["stopped_by"]]
     extra = [exp.seed + i for i in range(1, p.seeds[exp.name])]
-    data = datasets.load(exp.data, only=None if extra else ("y_test",))
+    data = datasets.load(exp.dataset, exp.data, only=None if extra else ("y_test",))
     if extra:
         from stages import training  # Keras: seconds to import, so params and data are checked first
 
@@ -45,7 +45,7 @@ def main(experiment: str) -> None:
             run = exp.model_copy(update={"seed": seed})
             # '@' is in no experiment's name, so these folders are apart from every train stage's
             runs.append(training.Checkpoints(paths.CHECKPOINTS, f"{exp.name}@seed-{seed}",
-                                             training.fingerprint(run, paths.dataset(exp.data))))
+                                             training.fingerprint(run, paths.dataset(exp.dataset, exp.data))))
             model, state = training.fit(run, data, runs[-1])
             predicted = np.asarray(model.predict(x_test, batch_size=BATCH, verbose=0)).argmax(axis=1)
             seeds.append(seed)
