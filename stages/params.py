@@ -92,11 +92,11 @@ class TranslateParams(Section):
 class Experiment(Section):
     name: SkipJsonSchema[str] = Field("", exclude=True)  # the key in params.yaml; set by Params
     # The descriptions are what an editor shows from params.schema.json; params.yaml's comments say the same.
-    dataset: DatasetName = Field(description="which dataset (stages/registry.py); it must be listed in `datasets`")
     data: DataFile = Field(description="centred (28x28) or translated (canvas); validation and test use that file")
     placement: Placement = Field(description="where training digits sit: fixed (as in the data file), fresh (a new "
                                              "random offset every epoch) or centre")
     model: Model = Field(description="the architecture (stages/models.py)")
+    dataset: DatasetName = Field(description="which dataset (stages/registry.py); it must be listed in `datasets`")
     optimizer: Literal["sgd", "adam"]
     learning_rate: Positive
     schedule: Literal["constant", "cosine"] = Field(description="constant, or cosine: linear warm-up over "
@@ -131,8 +131,8 @@ class InvarianceParams(Section):
 
 
 class Params(Section):
-    datasets: tuple[DatasetName, ...] = Field(min_length=1)  # downloaded and translated once each (dvc.yaml)
     data: DataParams
+    datasets: tuple[DatasetName, ...] = Field(min_length=1)  # downloaded and translated once each (dvc.yaml)
     translate: TranslateParams
     defaults: Experiment  # what every experiment starts from, through YAML's merge key `<<: *defaults`
     experiments: dict[Name, Experiment] = Field(min_length=1)
