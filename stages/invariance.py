@@ -72,7 +72,8 @@ def consistency(predicted: np.ndarray) -> dict:
 
     by_distance = [{"distance": d, "pairs": int(pairs[d])} | mean_and_interval(agree[d] / pairs[d])
                    for d in range(1, size) if pairs[d]]
-    return {"pairs": int(pairs.sum())} | mean_and_interval(agree.sum(axis=0) / pairs.sum()) | {"by_distance": by_distance}
+    overall = mean_and_interval(agree.sum(axis=0) / pairs.sum())
+    return {"pairs": int(pairs.sum())} | overall | {"by_distance": by_distance}
 
 
 def centre(size: int) -> int:

@@ -54,7 +54,8 @@ def write_datasets(folder, n_train=600, n_val=200, n_test=200, canvas=32):
 
 
 def experiment(**changes) -> Experiment:
-    settings = dict(name="tiny", dataset="mnist", data="translated", placement="fixed", model="linear", optimizer="adam",
+    settings = dict(name="tiny", dataset="mnist", data="translated", placement="fixed", model="linear",
+                    optimizer="adam",
                     learning_rate=0.01, schedule="constant", warmup_epochs=0, batch_size=50, epochs=2,
                     max_steps=None, patience=None, target_accuracy=None, max_seconds=None, seed=1,
                     precision="float32", data_parallel=False)
