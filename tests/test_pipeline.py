@@ -93,7 +93,7 @@ def with_merged_defaults(raw: dict) -> str:
     defaults = raw["defaults"]
     experiments = {name: {key: value for key, value in exp.items() if defaults[key] != value}
                    for name, exp in raw["experiments"].items()}
-    text = yaml.safe_dump({key: raw[key] for key in ("data", "translate")}, sort_keys=False)
+    text = yaml.safe_dump({key: raw[key] for key in ("datasets", "data", "translate")}, sort_keys=False)
     text += "defaults: &defaults\n" + yaml.safe_dump(defaults, sort_keys=False).replace("\n", "\n  ").join(["  ", ""])
     text = text.rstrip() + "\nexperiments:\n"
     for name, own in experiments.items():
