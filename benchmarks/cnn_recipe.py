@@ -70,7 +70,7 @@ def first_reaching(curve: list[dict], target: float) -> dict | None:
 def measure(name: str, seed: int) -> dict:
     """One whole training run of recipe `name` with `seed`, as the train stage trains it."""
     exp = recipes()[name].model_copy(update={"seed": seed})
-    data = datasets.load("translated")
+    data = datasets.load("mnist", "translated")
     training.make_deterministic(exp.seed)
     batches = training.TrainBatches.of(exp, data)
     model = training.compiled_model(exp, (*data["x_val"].shape[1:], 1), batches.steps_per_epoch)
@@ -114,7 +114,7 @@ def main() -> None:
         return
     if args.seeds < 1:
         sys.exit("cnn_recipe: --seeds must be at least 1")
-    data_file = stage_paths.dataset("translated")
+    data_file = stage_paths.dataset("mnist", "translated")
     if not data_file.exists():
         sys.exit(f"cnn_recipe: {data_file} is missing; run `dvc repro translate` first")
 

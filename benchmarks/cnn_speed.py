@@ -84,7 +84,7 @@ def settings() -> dict[str, params.Experiment]:
 
 def measure(name: str, args) -> dict:
     """Trains one run until the target or the time cap; model, optimizer and batches as the train stage makes them."""
-    exp, data = settings()[name], datasets.load("translated")
+    exp, data = settings()[name], datasets.load("mnist", "translated")
     training.make_deterministic(exp.seed)
     batches = training.TrainBatches.of(exp, data)
     model = training.compiled_model(exp, (*data["x_val"].shape[1:], 1), batches.steps_per_epoch)
@@ -130,7 +130,7 @@ def main() -> None:
         print(json.dumps(measure(args.run, args)))
         return
 
-    data_file = stage_paths.dataset("translated")
+    data_file = stage_paths.dataset("mnist", "translated")
     if not data_file.exists():
         sys.exit(f"cnn_speed: {data_file} is missing; run `dvc repro translate` first")
     with np.load(data_file) as data:  # an .npz reads only the arrays asked for: here the small validation set

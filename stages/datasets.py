@@ -74,7 +74,7 @@ def checked(path: Path, arrays: dict[str, np.ndarray], digit_size: int | None = 
     return arrays
 
 
-def load(name: str, only: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
-    """One dataset file of the translate stage, `centred` or `translated` (`only` some of its arrays)."""
-    path = paths.dataset(name)
+def load(of: str, name: str, only: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """One file of the translate stage for dataset `of`, `centred` or `translated` (`only` some of its arrays)."""
+    path = paths.dataset(of, name)
     return checked(path, files.load_npz(path, required=ARRAYS, only=only), DIGIT if name == "centred" else None)

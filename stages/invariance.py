@@ -119,7 +119,7 @@ def main(experiment: str) -> None:
     exp = p.experiment(experiment)
     name = exp.name
     files.check_outputs(paths.invariance(name), paths.invariance_headline(name))
-    test = datasets.load("centred", only=("x_test", "y_test"))
+    test = datasets.load(exp.dataset, "centred", only=("x_test", "y_test"))
     subset = test_subset(test["y_test"], p.invariance.test_digits, p.invariance.seed)
     digits, labels = test["x_test"][subset], test["y_test"][subset].astype(np.int64)
     from stages import saved_models  # Keras: seconds to import, so params and data are checked first

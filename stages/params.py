@@ -12,14 +12,23 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
-from stages import paths
+from stages import paths, registry
 from stages.cli import StageError
 from stages.kinds import KINDS
 
-Source = Literal["local", "keras", "torchvision", "pypi"]
+Source = Literal[registry.SOURCE_KINDS]  # type: ignore[valid-type]
 DataFile = Literal["centred", "translated"]
 Placement = Literal["fixed", "fresh", "centre"]
 MODELS: tuple[str, ...] = tuple(KINDS)
@@ -29,6 +38,18 @@ Model = Literal[MODELS]  # type: ignore[valid-type]  (the kinds of stages/kinds.
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 NAME_RULE = "1 to 40 lower-case letters, digits, '_' or '-', starting with a letter"
 Name = Annotated[str, Strict(), Field(pattern=NAME_PATTERN)]
+
+
+def _known_dataset(name: str) -> str:
+    if name not in registry.DATASETS:
+        raise ValueError(f"not a dataset of stages/registry.py; known: {', '.join(registry.DATASETS)}")
+    return name
+
+
+# A dataset of stages/registry.py, checked when params are read (so that a test may add one to the table).
+DatasetName = Annotated[str, Strict(), AfterValidator(_known_dataset),
+                        Field(json_schema_extra={"enum": list(registry.DATASETS)})]
+
 # Strict: a quoted "40" or a `true` is not a number. Floats must be finite: `.inf` is refused.
 Count = Annotated[int, Strict(), Field(ge=1)]
 Seed = Annotated[int, Strict(), Field(ge=0, lt=2**32)]  # what Keras and NumPy take
@@ -75,6 +96,7 @@ class Experiment(Section):
     placement: Placement = Field(description="where training digits sit: fixed (as in the data file), fresh (a new "
                                              "random offset every epoch) or centre")
     model: Model = Field(description="the architecture (stages/models.py)")
+    dataset: DatasetName = Field(description="which dataset (stages/registry.py); it must be listed in `datasets`")
     optimizer: Literal["sgd", "adam"]
     learning_rate: Positive
     schedule: Literal["constant", "cosine"] = Field(description="constant, or cosine: linear warm-up over "
@@ -110,6 +132,7 @@ class InvarianceParams(Section):
 
 class Params(Section):
     data: DataParams
+    datasets: tuple[DatasetName, ...] = Field(min_length=1)  # downloaded and translated once each (dvc.yaml)
     translate: TranslateParams
     defaults: Experiment  # what every experiment starts from, through YAML's merge key `<<: *defaults`
     experiments: dict[Name, Experiment] = Field(min_length=1)
@@ -118,8 +141,13 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _name_experiments_and_check_invariance(self):
+        if len(set(self.datasets)) != len(self.datasets):
+            raise ValueError(f"datasets = {list(self.datasets)}: each dataset at most once")
         for name, exp in self.experiments.items():
             object.__setattr__(exp, "name", name)  # frozen models; the name is the mapping's key
+            if exp.dataset not in self.datasets:
+                raise ValueError(f"experiments.{name}.dataset = {exp.dataset!r}: not in `datasets` "
+                                 f"({', '.join(self.datasets)}); list it there so that it is downloaded")
         translated = [name for name, exp in self.experiments.items() if exp.data == "translated"]
         names = self.invariance.experiments
         for i, name in enumerate(names):

@@ -13,9 +13,7 @@ from stages.cli import StageError
 PARAMS = Path("params.yaml")
 PARAMS_SCHEMA = Path("params.schema.json")  # made from stages/params.py's models: `make schema`
 
-RAW = Path("data/raw")
-RAW_MNIST = RAW / "mnist.npz"
-RAW_SOURCE = RAW / "source.json"
+RAW = Path("data/raw")  # per dataset of stages/registry.py: <dataset>.npz and <dataset>.json
 
 DATASET_DIR = Path("data/translated")
 MODELS = Path("data/models")
@@ -37,9 +35,19 @@ def inside(folder: Path, name: str) -> Path:
     return path
 
 
-def dataset(name: str) -> Path:
-    """`centred` (28x28 digits) or `translated` (digits on the canvas)."""
-    return inside(DATASET_DIR, f"{name}.npz")
+def raw(dataset: str) -> Path:
+    """The download stage's arrays of one dataset."""
+    return inside(RAW, f"{dataset}.npz")
+
+
+def raw_record(dataset: str) -> Path:
+    """Which source the download stage used, and the checksums it verified."""
+    return inside(RAW, f"{dataset}.json")
+
+
+def dataset(of: str, name: str) -> Path:
+    """Of one dataset (`mnist`): `centred` (28x28 images) or `translated` (images on the canvas)."""
+    return inside(inside(DATASET_DIR, of), f"{name}.npz")
 
 
 def model(experiment: str) -> Path:
@@ -100,7 +108,7 @@ def output_folder(path: Path) -> Path:
 # Which stage writes each file, or what is under each folder; per-experiment stages are named after the
 # first part of the path below it (data/models/<experiment>.keras: train@<experiment>). The speed measurements
 # and their page are the benchmarks pipeline's (benchmarks/paths.py names each file).
-MADE_BY = ((RAW, "download"), (DATASET_DIR, "translate"), (MODELS, "train@"), (TRAINING_RUNS, "train@"),
+MADE_BY = ((RAW, "download@"), (DATASET_DIR, "translate@"), (MODELS, "train@"), (TRAINING_RUNS, "train@"),
            (INVARIANCE, "invariance@"), (SEEDS, "seeds@"), (METRICS, "evaluate@"), (PREDICTIONS, "evaluate@"),
            (TRAINING_LOGS, "evaluate@"), (COMPARISONS, "compare"), (Path("reports/benchmarks"), "benchmarks/dvc.yaml"),
            (Path("reports/speed.md"), "benchmarks/dvc.yaml"), (Path("reports/speed.html"), "benchmarks/dvc.yaml"),

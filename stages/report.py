@@ -39,9 +39,9 @@ ERRORS_SHOWN = 12
 
 # --- reading the other stages' outputs ---
 
-def load_test_set(name: str) -> dict[str, np.ndarray]:
+def load_test_set(of: str, name: str) -> dict[str, np.ndarray]:
     """Only the test split: the training images are not shown and would cost most of the memory."""
-    return datasets.load(name, only=("x_test", "y_test", "offsets_test", "max_offset"))
+    return datasets.load(of, name, only=("x_test", "y_test", "offsets_test", "max_offset"))
 
 
 def read_curves(folder: Path) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -170,8 +170,9 @@ def build(p: params.Params) -> dict:
     """The template's context: every number, table, figure and finding of the report."""
     metrics = {name: files.read_json(paths.metrics(name), schema=schemas.Metrics) for name in p.experiments}
     comparisons = files.read_json(paths.COMPARISONS, schema=schemas.Comparisons)
-    tests = {name: load_test_set(name) for name in ("centred", "translated")}
-    digit_size = tests["centred"]["x_test"].shape[1]
+    tests = {(of, name): load_test_set(of, name) for of in p.datasets for name in ("centred", "translated")}
+    first = p.datasets[0]  # the examples shown; each experiment's own section uses its dataset's test set
+    digit_size = tests[first, "centred"]["x_test"].shape[1]
     invariance = {name: files.read_json(paths.invariance(name), schema=schemas.Invariance)
                   for name in p.invariance.experiments}
     seeds = {name: files.read_json(paths.seeds(name), schema=schemas.SeedStudy) for name in p.experiments}
@@ -182,9 +183,9 @@ def build(p: params.Params) -> dict:
         "pairs_tested": len(comparisons["pairs"]),
         "original_tested": sum("p_value" in test for test in comparisons["original"].values()),
         "digit_size": digit_size,
-        "centred": examples_section(tests["centred"], digit_size, translated=False),
-        "translated": examples_section(tests["translated"], digit_size, translated=True),
-        "experiments": {data: [experiment_section(exp, metrics[exp.name], tests[data])
+        "centred": examples_section(tests[first, "centred"], digit_size, translated=False),
+        "translated": examples_section(tests[first, "translated"], digit_size, translated=True),
+        "experiments": {data: [experiment_section(exp, metrics[exp.name], tests[exp.dataset, data])
                                for exp in p.experiments.values() if exp.data == data]
                         for data in ("centred", "translated")},
         "discussion": findings.discussion(p.experiments, metrics, comparisons),

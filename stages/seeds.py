@@ -36,7 +36,7 @@ def main(experiment: str) -> None:
     own = files.read_json(paths.metrics(exp.name), schema=schemas.Metrics)
     seeds, accuracies, stopped_by = [exp.seed], [own["test_accuracy"]], [own["stopped_by"]]
     extra = [exp.seed + i for i in range(1, p.seeds[exp.name])]
-    data = datasets.load(exp.data, only=None if extra else ("y_test",))
+    data = datasets.load(exp.dataset, exp.data, only=None if extra else ("y_test",))
     if extra:
         from stages import live, training  # Keras: seconds to import, so params and data are checked first
 
@@ -47,7 +47,7 @@ def main(experiment: str) -> None:
             # '@' is in no experiment's name, so these folders are apart from every train stage's
             name = f"{exp.name}@seed-{seed}"
             runs.append(training.Checkpoints(paths.CHECKPOINTS, name,
-                                             training.fingerprint(run, paths.dataset(exp.data))))
+                                             training.fingerprint(run, paths.dataset(exp.dataset, exp.data))))
             label = f"seeds: {exp.name}: seed {seed}"
             model, state = training.fit(run, data, runs[-1], lambda state, label=label, name=name, epochs=run.epochs:
                                         live.callbacks(label, name, epochs, state))

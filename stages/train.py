@@ -60,11 +60,12 @@ def main(experiment: str) -> None:
     exp = params.load().experiment(experiment)
     files.check_outputs(paths.model(exp.name), paths.training_run(exp.name), paths.checkpoint_dir(exp.name),
                         paths.live(exp.name))
-    data = datasets.load(exp.data)
+    data = datasets.load(exp.dataset, exp.data)
     # Keras takes seconds to import: params and data are checked first, so that mistakes show at once.
     from stages import live, training
 
-    checkpoints = training.Checkpoints(paths.CHECKPOINTS, exp.name, training.fingerprint(exp, paths.dataset(exp.data)))
+    checkpoints = training.Checkpoints(paths.CHECKPOINTS, exp.name,
+                                       training.fingerprint(exp, paths.dataset(exp.dataset, exp.data)))
     model, state = training.fit(exp, data, checkpoints,
                                 lambda state: live.callbacks(f"train: {exp.name}", exp.name, exp.epochs, state))
     try:

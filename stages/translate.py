@@ -1,7 +1,7 @@
-"""Stage `translate`: split MNIST into train/validation/test and place every digit on a canvas.
+"""Stage `translate`: split one dataset (MNIST) into train/validation/test and place every image on a canvas.
 
-Writes data/translated/centred.npz (the 28x28 digits) and data/translated/translated.npz
-(each digit at a random offset on an empty canvas x canvas image). Both hold, per split,
+Writes data/translated/<dataset>/centred.npz (the 28x28 images) and data/translated/<dataset>/translated.npz
+(each image at a random offset on an empty canvas x canvas image). Both hold, per split,
 `x_<split>` uint8 images, `y_<split>` uint8 labels and `offsets_<split>` int16 (row, col),
 and `max_offset`, the largest offset the random placement may draw.
 """
@@ -48,17 +48,18 @@ def centred(splits: dict) -> dict[str, np.ndarray]:
     return arrays | {"max_offset": np.array(0)}
 
 
-def main() -> None:
+def main(dataset: str) -> None:
     p = params.load()
     start = time.perf_counter()
-    files.check_outputs(paths.dataset("centred"), paths.dataset("translated"))
-    mnist = datasets.checked(paths.RAW_MNIST, files.load_npz(paths.RAW_MNIST, required=RAW_ARRAYS, only=RAW_ARRAYS),
-                             datasets.DIGIT)
-    splits = split(mnist, p.data.validation_size)
+    raw = paths.raw(dataset)
+    centred_file, translated_file = paths.dataset(dataset, "centred"), paths.dataset(dataset, "translated")
+    files.check_outputs(centred_file, translated_file)
+    images = datasets.checked(raw, files.load_npz(raw, required=RAW_ARRAYS, only=RAW_ARRAYS), datasets.DIGIT)
+    splits = split(images, p.data.validation_size)
     translated = translate(splits, p.translate)
     elapsed = time.perf_counter() - start
     # Both files or neither: a failure half-way never leaves a pair from two different runs.
-    files.save_npzs({paths.dataset("centred"): centred(splits), paths.dataset("translated"): translated})
+    files.save_npzs({centred_file: centred(splits), translated_file: translated})
     sizes = ", ".join(f"{name} {len(x)}" for name, (x, _) in splits.items())
     print(f"translate: {sizes} digits on a {p.translate.canvas}x{p.translate.canvas} canvas, "
           f"offsets 0..{p.translate.max_offset}, in {elapsed:.2f} s")

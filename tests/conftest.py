@@ -54,7 +54,8 @@ def write_datasets(folder, n_train=600, n_val=200, n_test=200, canvas=32):
 
 
 def experiment(**changes) -> Experiment:
-    settings = dict(name="tiny", data="translated", placement="fixed", model="linear", optimizer="adam",
+    settings = dict(name="tiny", dataset="mnist", data="translated", placement="fixed", model="linear",
+                    optimizer="adam",
                     learning_rate=0.01, schedule="constant", warmup_epochs=0, batch_size=50, epochs=2,
                     max_steps=None, patience=None, target_accuracy=None, max_seconds=None, seed=1,
                     precision="float32", data_parallel=False)
@@ -133,8 +134,8 @@ def prepare_project(root: Path) -> None:
     # The download stage only accepts the real MNIST; here its output is a tiny stand-in,
     # recorded with `dvc commit` so that repro starts at `translate`.
     files.save_npz(root / "data/raw/mnist.npz", **synthetic_mnist())
-    files.write_json(root / "data/raw/source.json", {"source": "synthetic test data"})
-    sh("dvc", "commit", "--force", "download", cwd=root)
+    files.write_json(root / "data/raw/mnist.json", {"source": "synthetic test data"})
+    sh("dvc", "commit", "--force", "download@mnist", cwd=root)
 
 
 def make_project(root: Path) -> str:

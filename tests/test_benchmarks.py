@@ -86,7 +86,7 @@ def test_the_half_recipe_is_the_default_with_at_most_half_its_images_and_the_sam
 
 
 def test_a_recipe_run_scores_every_epoch_and_counts_one_pass_of_the_digits_per_epoch(tiny_data, monkeypatch):
-    (tmp := tiny_data / "data" / "translated").mkdir(parents=True)
+    (tmp := tiny_data / "data" / "translated" / "mnist").mkdir(parents=True)
     (tiny_data / "translated.npz").rename(tmp / "translated.npz")
     monkeypatch.chdir(tiny_data)
     tiny = experiment(name="cnn_translated", placement="fresh", model="linear", batch_size=64, epochs=3)

