@@ -498,10 +498,7 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def main(dataset: str) -> None:
     data = params.load().data
-    entry = registry.DATASETS.get(dataset)
-    if entry is None:
-        known = ", ".join(registry.DATASETS)
-        raise params.ParamsError(f"unknown dataset {dataset!r}; stages/registry.py defines: {known}")
+    entry = registry.entry(dataset)
     raw, record = paths.raw(dataset), paths.raw_record(dataset)
     files.check_outputs(raw, record)
     name, fetched, reasons = first_working(chosen_sources(entry, data.sources, data.idx_dir),

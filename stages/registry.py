@@ -184,3 +184,12 @@ DATASETS: dict[str, Dataset] = {"mnist": MNIST, "fashion_mnist": FASHION_MNIST}
 def sources_of(dataset: Dataset, chosen: tuple[str, ...]) -> list[SourceSpec]:
     """The dataset's sources whose kind `data.sources` lists, in that list's order."""
     return [spec for kind in chosen for spec in dataset.sources if spec.kind == kind]
+
+
+def entry(name: str) -> Dataset:
+    """The registry's entry for `name`; an unknown name is a one-line error naming the known ones."""
+    from stages.cli import StageError
+
+    if name not in DATASETS:
+        raise StageError(f"unknown dataset {name!r}; stages/registry.py defines: {', '.join(DATASETS)}")
+    return DATASETS[name]

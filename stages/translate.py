@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from stages import cli, datasets, files, params, paths
+from stages import cli, datasets, files, params, paths, registry
 from stages.canvas import draw_offsets, place
 
 RAW_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
@@ -50,6 +50,7 @@ def centred(splits: dict) -> dict[str, np.ndarray]:
 
 def main(dataset: str) -> None:
     p = params.load()
+    registry.entry(dataset)
     start = time.perf_counter()
     raw = paths.raw(dataset)
     centred_file, translated_file = paths.dataset(dataset, "centred"), paths.dataset(dataset, "translated")
