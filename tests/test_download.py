@@ -478,8 +478,8 @@ def test_main_writes_nothing_when_the_arrays_fail_the_check(project, monkeypatch
 
 
 def test_main_leaves_no_partial_file_when_writing_fails(project, monkeypatch):
-    def dies_halfway(path, **arrays):  # files.write_all hands savez a temporary path
-        Path(path).write_bytes(b"half an npz")
+    def dies_halfway(file, **arrays):  # the temporary file that files.write_all made, opened
+        file.write(b"half an npz")
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", dies_halfway)
