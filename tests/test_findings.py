@@ -7,7 +7,8 @@ from stages.params import Experiment
 
 
 def exp(name, data="translated", model="linear", placement=None):
-    return Experiment(name=name, data=data, placement=placement or ("fixed" if data == "centred" else "fresh"),
+    placement = placement or ("fixed" if data == "centred" else "fresh")
+    return Experiment(name=name, dataset="mnist", data=data, placement=placement,
                       model=model, optimizer="adam", learning_rate=0.002, schedule="cosine", warmup_epochs=0,
                       batch_size=128, epochs=3, max_steps=None, patience=None, target_accuracy=None,
                       max_seconds=None, seed=1, precision="float32", data_parallel=False)

@@ -37,15 +37,16 @@ class StopAfter(Peek):
 def project(tiny_data, monkeypatch):
     """A folder holding the tiny datasets where the stages expect them, as the working directory."""
     monkeypatch.chdir(tiny_data)
-    paths.DATASET_DIR.mkdir(parents=True)
+    (paths.DATASET_DIR / "mnist").mkdir(parents=True)
     for name in ("centred.npz", "translated.npz"):
-        (tiny_data / name).rename(paths.dataset(name.removesuffix(".npz")))
+        (tiny_data / name).rename(paths.dataset("mnist", name.removesuffix(".npz")))
     return tiny_data
 
 
 def fit(exp, run: str, peek: Peek, epochs_done=None):
-    checkpoints = training.Checkpoints(paths.CHECKPOINTS, run, training.fingerprint(exp, paths.dataset(exp.data)))
-    return training.fit(exp, datasets.load(exp.data), checkpoints,
+    checkpoints = training.Checkpoints(paths.CHECKPOINTS, run,
+                                       training.fingerprint(exp, paths.dataset(exp.dataset, exp.data)))
+    return training.fit(exp, datasets.load(exp.dataset, exp.data), checkpoints,
                         lambda state: [*live.callbacks(f"train: {run}", run, exp.epochs, state), peek])
 
 
