@@ -221,3 +221,9 @@ def test_invariance_findings_say_which_model_loses_how_much_away_from_its_traini
     grids = findings.invariance_grids(experiments, results)
     assert list(grids) == ["trained on translated digits", "trained at the centre"]
     assert list(grids["trained at the centre"]) == ["CNN", "global-pooling CNN"]
+
+
+def test_a_printed_figure_read_from_comparisons_json_is_escaped_in_the_markdown():
+    hostile = printed(0.92, "*92%*<b>|x`", 0.2)
+    text = " ".join(findings.versus_original({"linear_mnist": 0.9253}, {"linear_mnist": hostile}))
+    assert r"against \*92%\*\<b\>\|x\` in the original" in text
