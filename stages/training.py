@@ -197,6 +197,39 @@ def load_variables(model: keras.Model, path: Path, assign: bool = True) -> None:
         variable.assign(array)
 
 
+# Shells that `dvc repro` runs a stage's command in ($SHELL -c, or /bin/sh -c): dash and others stay
+# alive as the trainer's parent when dvc is killed, so the watch goes past them.
+SHELLS = {"sh", "dash", "bash", "zsh", "fish", "ksh", "mksh"}
+
+
+def _process(pid: int) -> tuple[str, str, int, int] | None:
+    """(name, state, parent pid, start time) of a process, from /proc; None if it is gone or /proc is absent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = stat[stat.index("(") + 1:stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2:].split()
+    return name, fields[0], int(fields[1]), int(fields[19])
+
+
+def starter() -> tuple[int, int] | None:
+    """(pid, start time) of the nearest ancestor that is not a shell running this command; None when
+    there is none to watch (started by init, or no /proc: the watch is then off)."""
+    pid = os.getppid()
+    while pid > 1 and (process := _process(pid)) is not None:
+        if process[0] not in SHELLS or process[2] <= 1:
+            return pid, process[3]
+        pid = process[2]
+    return None
+
+
+def alive(pid: int, started: int) -> bool:
+    """Whether the process `pid` that started at `started` still runs (not a zombie, not a new one with its pid)."""
+    process = _process(pid)
+    return process is not None and process[3] == started and process[1] not in "ZX"
+
+
 class Checkpoints(keras.callbacks.Callback):
     """After every epoch, every variable of the run (see `variables`) and the run's state (epoch,
     steps, history, stopping rules) go to data/checkpoints/<experiment>/.
@@ -214,8 +247,8 @@ class Checkpoints(keras.callbacks.Callback):
         self.state_file = self.folder / "state.json"
         self.state = fresh_state(fingerprint)
         self.lock = None
-        # The process that started this run (`dvc repro`, a shell): when it has gone, nobody waits for the run.
-        self.parent = os.getppid() if os.getppid() != 1 else None
+        # The process that started this run (`dvc repro`, a terminal): once it has gone, nobody waits for the run.
+        self.starter = starter()
 
     def take(self) -> None:
         """Refuse a checkpoint folder that is a link, and one that another trainer is using (one trainer
@@ -287,8 +320,8 @@ class Checkpoints(keras.callbacks.Callback):
         for old in self.folder.glob("epoch-*.npz"):
             if old.name != name:
                 old.unlink()
-        if self.parent is not None and os.getppid() != self.parent:
-            raise StageError(f"the process that started this run (pid {self.parent}, e.g. `dvc repro`) has gone: "
+        if self.starter is not None and not alive(*self.starter):
+            raise StageError(f"the process that started this run (pid {self.starter[0]}, e.g. `dvc repro`) has gone: "
                              f"stopped after epoch {epoch + 1}, whose checkpoint is kept; run it again to continue")
 
     def restore_best(self, model: keras.Model) -> None:
