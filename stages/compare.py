@@ -2,9 +2,10 @@
 
     python -m stages.compare
 
-Every experiment is scored on the same MNIST test digits (centred, or each one placed on the
-canvas), so any two are compared digit by digit with McNemar's exact test, from
-reports/predictions/. Each experiment the 2018 notebook ran is also compared with the accuracy
+The experiments of one dataset are scored on the same test images (centred, or each one placed
+on the canvas), so any two of them are compared image by image with McNemar's exact test, from
+reports/predictions/; experiments of different datasets are not compared here.
+Each experiment the 2018 notebook ran is also compared with the accuracy
 it printed, which came from other test placements and another model: an unpaired test. Each of
 the two families of tests is adjusted for how many it holds (Holm's step-down method), so that
 the chance of any false "significant" in a family stays below 5%; the raw p-value is kept beside
@@ -17,6 +18,7 @@ import sys
 import numpy as np
 
 from stages import cli, files, params, paths, predictions, statistics
+from stages.params import Experiment
 
 # What the 2018 notebook printed for the experiments it ran: (accuracy, as it put it).
 ORIGINAL = {
@@ -27,13 +29,12 @@ ORIGINAL = {
 }
 
 
-def correctness(experiments) -> dict[str, np.ndarray]:
-    """experiment -> which test digits it got right; all must be scored on the same digits."""
-    correct, labels = {}, None
-    for name in experiments:
-        path = paths.predictions(name)
-        table = predictions.read(path, labels)
-        labels = table["actual"] if labels is None else labels
+def correctness(experiments: dict[str, Experiment]) -> dict[str, np.ndarray]:
+    """experiment -> which test images it got right; those of one dataset must be scored on the same images."""
+    correct, labels = {}, {}
+    for name, exp in experiments.items():
+        table = predictions.read(paths.predictions(name), labels.get(exp.dataset))
+        labels.setdefault(exp.dataset, table["actual"])
         correct[name] = table["actual"] == table["predicted"]
     return correct
 
@@ -46,10 +47,11 @@ def adjusted(tests: dict[str, dict]) -> dict[str, dict]:
     return tests
 
 
-def pairs(correct: dict[str, np.ndarray]) -> dict[str, dict]:
-    """'a vs b' -> McNemar's test of a against b, for every two experiments in params.yaml order."""
+def pairs(correct: dict[str, np.ndarray], experiments: dict[str, Experiment]) -> dict[str, dict]:
+    """'a vs b' -> McNemar's test of a against b, for every two experiments of one dataset in params.yaml order."""
     return adjusted({f"{a} vs {b}": statistics.paired(correct[a], correct[b])
-                     for a, b in itertools.combinations(correct, 2)})
+                     for a, b in itertools.combinations(correct, 2)
+                     if experiments[a].dataset == experiments[b].dataset})
 
 
 def versus_original(correct: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -71,7 +73,7 @@ def main() -> None:
     files.check_outputs(paths.COMPARISONS)
     correct = correctness(experiments)
     result = {"test_digits": len(next(iter(correct.values()))), "level": statistics.LEVEL,
-              "pairs": pairs(correct), "original": versus_original(correct)}
+              "pairs": pairs(correct, experiments), "original": versus_original(correct)}
     files.write_json(paths.COMPARISONS, result)
     significant = sum(pair["significant"] for pair in result["pairs"].values())
     print(f"compare: {significant} of {len(result['pairs'])} pairs of experiments differ beyond test-set noise "

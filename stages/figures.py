@@ -80,13 +80,14 @@ def _grid(fig: Figure, n: int, columns: int):
 
 @styled
 def examples(images: np.ndarray, labels: np.ndarray, title: str, offsets: np.ndarray | None = None,
-             digit_size: int = 28) -> Figure:
-    """A 3x3 grid of images with their labels; `offsets` (row, col) outline where each digit sits."""
+             digit_size: int = 28, names: tuple[str, ...] | None = None) -> Figure:
+    """A 3x3 grid of images with their labels (or the labels' `names`); `offsets` (row, col) outline where
+    each digit sits."""
     fig = figure(5.4, 6.0)
     for i, ax in enumerate(_grid(fig, min(9, len(images)), 3)):
         ax.imshow(images[i], cmap=INK, vmin=0, vmax=255)
         _blank(ax)
-        ax.set_title(f"label {int(labels[i])}")
+        ax.set_title(names[int(labels[i])] if names else f"label {int(labels[i])}")
         if offsets is not None:
             row, col = offsets[i]
             ax.add_patch(Rectangle((col - 0.5, row - 0.5), digit_size, digit_size, fill=False,

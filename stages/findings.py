@@ -31,9 +31,10 @@ def signed(difference: float, up: str, down: str, same: str) -> str:
     return (up if difference > 0 else down).format(f"{size:.2f} percentage points")
 
 
-def a_digit(digit: int) -> str:
-    """'a 7', 'an 8'."""
-    return f"{'an' if digit == 8 else 'a'} {digit}"
+def a_class(name: str) -> str:
+    """'a 7', 'an 8', 'an ankle boot', 'a T-shirt/top': a class name as a sentence says it."""
+    said = name if name[1:2] == "-" else name.lower()
+    return f"{'an' if said[0] in '8aeiou' else 'a'} {said}"
 
 
 def data_label(exp: Experiment) -> str:
@@ -45,13 +46,13 @@ def results_table(experiments: dict[str, Experiment], metrics: dict[str, dict], 
     for name, exp in experiments.items():
         m = metrics[name]
         stopped = "" if m["stopped_by"] == "epochs" else f" ({m['stopped_by']})"
-        rows.append((code(name), data_label(exp), exp.model, percent(m["test_accuracy"]),
+        rows.append((code(name), exp.dataset, data_label(exp), exp.model, percent(m["test_accuracy"]),
                      interval(m["test_accuracy_low"], m["test_accuracy_high"]),
                      original.get(name, {}).get("as_printed", "—"), f"{m['epochs']} / {m['steps']:,}{stopped}",
                      f"{m['params']:,}"))
-    header = ("experiment", "data (placement)", "model", "test accuracy", "95% interval", "original (2018)",
-              "epochs / steps", "parameters")
-    return Table(header, tuple(rows), (False, False, False) + (True,) * 5)
+    header = ("experiment", "dataset", "data (placement)", "model", "test accuracy", "95% interval",
+              "original (2018)", "epochs / steps", "parameters")
+    return Table(header, tuple(rows), (False, False, False, False) + (True,) * 5)
 
 
 def paired_test(comparisons: dict, a: str, b: str) -> dict:
@@ -107,41 +108,41 @@ def centre_pairs(experiments: dict[str, Experiment]) -> list[tuple[str, str]]:
             if exp.data == "translated" and exp.placement == "centre" and exp.model in moved]
 
 
-def translation_costs(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict
-                      ) -> list[Markdown]:
+def translation_costs(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict,
+                      item: str = "digit") -> list[Markdown]:
     found = []
     for c, t in translation_pairs(experiments):
         label = MODEL_NAMES[experiments[c].model]
         change = signed(accuracy[t] - accuracy[c], f"gains the {label} {{}}", f"costs the {label} {{}}",
                         f"leaves the {label}'s accuracy unchanged")
         found.append(Markdown(
-            f"Translation {change}: {code(c)} scores {percent(accuracy[c])} on centred digits, {code(t)} "
+            f"Translation {change}: {code(c)} scores {percent(accuracy[c])} on centred {item}s, {code(t)} "
             f"{percent(accuracy[t])} on translated ones; {verdict(paired_test(comparisons, c, t))}."))
     return found
 
 
-def architecture_steps(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict
-                       ) -> list[Markdown]:
+def architecture_steps(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict,
+                       item: str = "digit") -> list[Markdown]:
     found = []
     for label, simple, name in architecture_pairs(experiments):
         change = signed(accuracy[name] - accuracy[simple], "gains {} over", "loses {} to", "matches")
         found.append(Markdown(
-            f"On {label} digits the {MODEL_NAMES[experiments[name].model]} ({code(name)}, {percent(accuracy[name])}) "
+            f"On {label} {item}s the {MODEL_NAMES[experiments[name].model]} ({code(name)}, {percent(accuracy[name])}) "
             f"{change} the {MODEL_NAMES[experiments[simple].model]} ({code(simple)}, {percent(accuracy[simple])}); "
             f"{verdict(paired_test(comparisons, name, simple))}."))
     return found
 
 
-def centre_training(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict
-                    ) -> list[Markdown]:
+def centre_training(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict,
+                    item: str = "digit") -> list[Markdown]:
     """Digits always at the centre in training, moved in the test: does the model cope?"""
     found = []
     for name, other in centre_pairs(experiments):
         change = signed(accuracy[name] - accuracy[other], "{} higher than", "{} lower than", "the same as")
         found.append(Markdown(
-            f"Trained only on digits at the canvas centre, the {MODEL_NAMES[experiments[name].model]} ({code(name)}) "
+            f"Trained only on {item}s at the canvas centre, the {MODEL_NAMES[experiments[name].model]} ({code(name)}) "
             f"scores {percent(accuracy[name])} on the translated test set, {change} when trained on translated "
-            f"digits ({code(other)}, {percent(accuracy[other])}); {verdict(paired_test(comparisons, name, other))}."))
+            f"{item}s ({code(other)}, {percent(accuracy[other])}); {verdict(paired_test(comparisons, name, other))}."))
     return found
 
 
@@ -156,7 +157,9 @@ def versus_original(accuracy: dict[str, float], original: dict[str, dict]) -> li
     return found
 
 
-def discussion(experiments: dict[str, Experiment], metrics: dict[str, dict], comparisons: dict) -> list[Markdown]:
+def discussion(experiments: dict[str, Experiment], metrics: dict[str, dict], comparisons: dict,
+               item: str = "digit") -> list[Markdown]:
+    """The findings of one dataset's experiments (whose images show an `item`)."""
     accuracy = {name: metrics[name]["test_accuracy"] for name in experiments}
     ranked = sorted(accuracy, key=accuracy.get, reverse=True)
     best, m = ranked[0], metrics[ranked[0]]
@@ -165,9 +168,9 @@ def discussion(experiments: dict[str, Experiment], metrics: dict[str, dict], com
     return [
         Markdown(f"The most accurate experiment is {code(best)} with {percent(accuracy[best])} "
                  f"({interval(m['test_accuracy_low'], m['test_accuracy_high'])}, {m['errors']:,} test errors){lead}."),
-        *translation_costs(experiments, accuracy, comparisons),
-        *architecture_steps(experiments, accuracy, comparisons),
-        *centre_training(experiments, accuracy, comparisons),
+        *translation_costs(experiments, accuracy, comparisons, item),
+        *architecture_steps(experiments, accuracy, comparisons, item),
+        *centre_training(experiments, accuracy, comparisons, item),
         *versus_original(accuracy, comparisons["original"]),
     ]
 
@@ -219,17 +222,82 @@ def claims_table(experiments: dict[str, Experiment], accuracy: dict[str, float],
                  tuple(rows), (False, True, False, False, False))
 
 
+# --- across datasets: does what holds for digits hold for garments? ---
+
+def of_dataset(experiments: dict[str, Experiment], dataset: str) -> dict[str, Experiment]:
+    return {name: exp for name, exp in experiments.items() if exp.dataset == dataset}
+
+
+def _seed_sd(names: tuple[str, ...], seeds: dict[str, dict]) -> float | None:
+    """The seed-to-seed sd of a difference of these runs; one of a single run takes the largest sd measured
+    among the others (as seed_noise does); None when none was measured."""
+    measured = {name: seeds[name]["sd"] for name in seeds if seeds[name]["sd"] is not None}
+    if not measured:
+        return None
+    largest = max(measured.values())
+    return sum(measured.get(name, largest) ** 2 for name in names) ** 0.5
+
+
+def across_datasets(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict,
+                    seeds: dict[str, dict], labels: dict[str, str]) -> dict:
+    """The models trained and tested on translated images of every dataset side by side: does their ranking
+    hold, and does training only at the centre cost more on one dataset than on another? Within a dataset
+    each difference has its McNemar test; across datasets (other test images) only seed noise can judge."""
+    moved = {d: _one_per_model(of_dataset(experiments, d), _moved) for d in labels}
+    kinds = [model for model in MODELS if all(model in moved[d] for d in labels)]
+    rank = {d: sorted(kinds, key=lambda model: -accuracy[moved[d][model]]) for d in labels}
+
+    def cell(d: str, model: str) -> Markdown:
+        name = moved[d][model]
+        return Markdown(f"{percent(accuracy[name])} ({code(name)}, rank {rank[d].index(model) + 1})")
+
+    table = Table(("model", *(f"{label}: translated" for label in labels.values())),
+                  tuple((MODEL_NAMES[model], *(cell(d, model) for d in labels)) for model in kinds),
+                  (False,) + (True,) * len(labels))
+    found = []
+    if len(kinds) > 1:
+        orders = {d: " > ".join(MODEL_NAMES[model] for model in rank[d]) for d in labels}
+        if len(set(orders.values())) == 1:
+            found.append(Markdown(f"The ranking of the {len(kinds)} models trained on translated images holds on "
+                                  f"every dataset: {md(next(iter(orders.values())))}."))
+        else:
+            found.append(Markdown("The ranking of the models trained on translated images changes: " + "; ".join(
+                f"on {md(labels[d])}, {md(order)}" for d, order in orders.items()) + "."))
+    costs = {}  # model -> dataset -> (centre-trained, translated-trained)
+    for d in labels:
+        for centre, other in centre_pairs(of_dataset(experiments, d)):
+            costs.setdefault(experiments[centre].model, {})[d] = (centre, other)
+            found.append(Markdown(
+                f"On {md(labels[d])}, training the {MODEL_NAMES[experiments[centre].model]} only at the centre "
+                f"({code(centre)}, {percent(accuracy[centre])}) costs "
+                f"{points(accuracy[other] - accuracy[centre]):.2f} points against training it on translated images "
+                f"({code(other)}, {percent(accuracy[other])}); {verdict(paired_test(comparisons, centre, other))}."))
+    for model, pairs in costs.items():
+        if len(pairs) < 2:
+            continue
+        (a, (ca, ta)), (b, (cb, tb)) = sorted(pairs.items(), key=lambda item: list(labels).index(item[0]))[:2]
+        cost_a, cost_b = accuracy[ta] - accuracy[ca], accuracy[tb] - accuracy[cb]
+        sd = _seed_sd((ca, ta, cb, tb), seeds)
+        noise = ("seed noise not measured" if sd is None else
+                 f"{'beyond' if abs(cost_b - cost_a) > 2 * sd else 'within'} seed noise (±{points(2 * sd):.2f} points)")
+        found.append(Markdown(
+            f"Centre-only training costs the {MODEL_NAMES[model]} {points(cost_b - cost_a):.2f} points "
+            f"{'more' if cost_b > cost_a else 'less'} on {md(labels[b])} than on {md(labels[a])}: {noise}."))
+    return {"table": table if kinds else None, "findings": found}
+
+
 # --- "Is the CNN translation invariant?": the invariance stage's grids ---
 
-def condition(exp: Experiment) -> str:
-    return "trained at the centre" if exp.placement == "centre" else "trained on translated digits"
+def condition(exp: Experiment, item: str = "digit") -> str:
+    return "trained at the centre" if exp.placement == "centre" else f"trained on translated {item}s"
 
 
-def invariance_grids(experiments: dict[str, Experiment], results: dict[str, dict]) -> dict[str, dict[str, np.ndarray]]:
+def invariance_grids(experiments: dict[str, Experiment], results: dict[str, dict], item: str = "digit"
+                     ) -> dict[str, dict[str, np.ndarray]]:
     """grids[condition][model label] for the figures; a second experiment of the same kind keeps its name."""
     grids = {}
     for name, result in results.items():
-        row = grids.setdefault(condition(experiments[name]), {})
+        row = grids.setdefault(condition(experiments[name], item), {})
         label = MODEL_NAMES[experiments[name].model]
         row[name if label in row else label] = np.asarray(result["grid"])
     return grids
@@ -240,18 +308,19 @@ def with_interval(accuracy: float, digits: int) -> str:
     return f"{percent(accuracy)} ({interval(*statistics.wilson(round(accuracy * digits), digits))})"
 
 
-def consistency_curves(experiments: dict[str, Experiment], results: dict[str, dict]) -> dict[str, dict[str, list]]:
+def consistency_curves(experiments: dict[str, Experiment], results: dict[str, dict], item: str = "digit"
+                       ) -> dict[str, dict[str, list]]:
     """curves[condition][model label] = consistency by distance, labelled as invariance_grids labels them."""
     curves = {}
     for name, result in results.items():
-        row = curves.setdefault(condition(experiments[name]), {})
+        row = curves.setdefault(condition(experiments[name], item), {})
         label = MODEL_NAMES[experiments[name].model]
         row[name if label in row else label] = result["consistency"]["by_distance"]
     return curves
 
 
-def invariance_table(experiments: dict[str, Experiment], results: dict[str, dict]) -> Table:
-    rows = tuple((code(name), MODEL_NAMES[experiments[name].model], condition(experiments[name]),
+def invariance_table(experiments: dict[str, Experiment], results: dict[str, dict], item: str = "digit") -> Table:
+    rows = tuple((code(name), MODEL_NAMES[experiments[name].model], condition(experiments[name], item),
                   percent(r["mean"]), percent(r["min"]), with_interval(r["centre"], r["test_digits"]),
                   with_interval(r["worst_corner"], r["test_digits"]), f"{r['offsets_worse']} / {r['offsets_better']}",
                   f"{points(r['measured_range']):.2f} / {points(r['sampling_range_95']):.2f}",
@@ -269,7 +338,8 @@ def consistency_cell(c: dict) -> str:
     return f"{percent(c['mean'])} ({interval(c['low'], c['high'])})"
 
 
-def consistency_finding(experiments: dict[str, Experiment], results: dict[str, dict], goal: float = 0.99) -> Markdown:
+def consistency_finding(experiments: dict[str, Experiment], results: dict[str, dict], goal: float = 0.99,
+                        item: str = "digit") -> Markdown:
     """The most consistent model, and whether it keeps its answer for `goal` of the moves at every distance."""
     worst = {name: min(d["mean"] for d in r["consistency"]["by_distance"]) for name, r in results.items()}
     best = max(worst, key=worst.get)
@@ -278,7 +348,7 @@ def consistency_finding(experiments: dict[str, Experiment], results: dict[str, d
                f"short of the goal of {percent(goal)} at every distance")
     return Markdown(
         f"The most consistent model is {code(best)} ({MODEL_NAMES[experiments[best].model]}): moved between any two "
-        f"offsets, a digit keeps its predicted class in {consistency_cell(r['consistency'])} of the moves, "
+        f"offsets, {a_class(item)} keeps its predicted class in {consistency_cell(r['consistency'])} of the moves, "
         f"and in at least {percent(worst[best])} at each distance: {verdict}.")
 
 
@@ -289,7 +359,8 @@ def offsets_beyond_noise(r: dict) -> str:
             f"and {r['offsets_better']} higher")
 
 
-def invariance_findings(experiments: dict[str, Experiment], results: dict[str, dict]) -> list[Markdown]:
+def invariance_findings(experiments: dict[str, Experiment], results: dict[str, dict], item: str = "digit"
+                        ) -> list[Markdown]:
     """Per model: how flat its grid is when trained on moved digits, and what it loses away from the centre."""
     found = []
     measured = {name: experiments[name] for name in results}
@@ -303,7 +374,7 @@ def invariance_findings(experiments: dict[str, Experiment], results: dict[str, d
         source = "mostly from the training data" if spread < drop else "from its architecture as much as its data"
         found.append(Markdown(
             f"{verdict}: trained at one position, the original CNN loses {points(drop):.2f} percentage points in "
-            f"the worst corner; trained on translated digits, its accuracy varies by {points(spread):.2f} points "
+            f"the worst corner; trained on translated {item}s, its accuracy varies by {points(spread):.2f} points "
             f"across the offsets, where sampling alone gives up to "
             f"{points(results[moved['cnn']]['sampling_range_95']):.2f}. "
             f"Its tolerance to translation comes {source}."))
@@ -312,7 +383,7 @@ def invariance_findings(experiments: dict[str, Experiment], results: dict[str, d
         if model in moved:
             r = results[moved[model]]
             found.append(Markdown(
-                f"Trained on translated digits, the {label} ({code(moved[model])}) scores between "
+                f"Trained on translated {item}s, the {label} ({code(moved[model])}) scores between "
                 f"{percent(r['min'])} and {percent(max(max(row) for row in r['grid']))} across the offsets "
                 f"(mean {percent(r['mean'])}): a range of {points(r['measured_range']):.2f} points against "
                 f"{points(r['sampling_range']):.2f} expected from sampling alone "
@@ -322,7 +393,7 @@ def invariance_findings(experiments: dict[str, Experiment], results: dict[str, d
             drop = signed(r["worst_corner"] - r["centre"], "gains {}", "loses {}", "loses nothing")
             found.append(Markdown(
                 f"Trained only at the centre, the {label} ({code(centre[model])}) scores {percent(r['centre'])} "
-                f"with the digit at the centre and {percent(r['worst_corner'])} in the worst corner: it {drop} away "
+                f"with the {item} at the centre and {percent(r['worst_corner'])} in the worst corner: it {drop} away "
                 f"from where it was trained (mean over all offsets {percent(r['mean'])}); {offsets_beyond_noise(r)}."))
     losses = {n: r["centre"] - r["worst_corner"] for n, r in results.items() if experiments[n].placement == "centre"}
     if len(losses) > 1:
@@ -362,11 +433,11 @@ def parameters_sentence(name: str, model: keras.Model) -> Markdown:
                     f"holds {largest.count_params() / total:.1%} of them.")
 
 
-def mistakes(actual: np.ndarray, predicted: np.ndarray) -> dict:
-    """How many test images are wrong, and the most frequent (true, predicted) pair: ties go to the lower digit."""
+def mistakes(actual: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...] = tuple("0123456789")) -> dict:
+    """How many test images are wrong, and the most frequent (true, predicted) pair: ties go to the lower label."""
     counts = figures.confusion_matrix(actual, predicted)
     wrong = int(counts.sum() - np.trace(counts))
     np.fill_diagonal(counts, 0)
     true, read_as = np.unravel_index(np.argmax(counts), counts.shape)  # the first maximum
-    most = {"digit": a_digit(true), "read_as": a_digit(read_as), "times": int(counts[true, read_as])}
+    most = {"digit": a_class(classes[true]), "read_as": a_class(classes[read_as]), "times": int(counts[true, read_as])}
     return {"wrong": wrong, "total": len(actual), "most_frequent": most if wrong else None}

@@ -56,7 +56,30 @@ def cnn_gap(input_shape: tuple[int, int, int]) -> keras.Model:
     ], name="cnn_gap")
 
 
-BUILDERS = {"linear": linear, "mlp": mlp, "cnn": cnn, "cnn_gap": cnn_gap}
+def cnn_bn(input_shape: tuple[int, int, int]) -> keras.Model:
+    """cnn_gap's idea, cheaper and quicker to train: batch-normalised convolutions (statistics averaged
+    over the last ~10 batches, so that even short runs test well), a pooling after each but the last,
+    whose view then spans the whole canvas, and a global max. Under 100,000 weights; about 9 million
+    multiply-adds per 40x40 image, against cnn_gap's 16 million (most of them where the image is large)."""
+    def block(filters: int, size: int, **named) -> list:
+        return [layers.Conv2D(filters, size, padding="same", use_bias=False, **named),
+                layers.BatchNormalization(momentum=0.9), layers.Activation("relu")]
+    return keras.Sequential([
+        keras.Input(input_shape),
+        *block(24, 5, name="conv"),
+        layers.MaxPooling2D(2),
+        *block(48, 3),
+        layers.MaxPooling2D(2),
+        *block(64, 3),
+        layers.MaxPooling2D(2),
+        *block(96, 3),
+        layers.GlobalMaxPooling2D(),
+        layers.Dropout(0.2),
+        layers.Dense(NUM_CLASSES),
+    ], name="cnn_bn")
+
+
+BUILDERS = {"linear": linear, "mlp": mlp, "cnn": cnn, "cnn_gap": cnn_gap, "cnn_bn": cnn_bn}
 
 
 def build(name: str, input_shape: tuple[int, int, int]) -> keras.Model:

@@ -80,6 +80,7 @@ SOURCE_KINDS = ("local", "keras", "torchvision", "zalando", "pypi", "debian")  #
 @dataclass(frozen=True)
 class Dataset:
     label: str  # how a person names it
+    item: str  # what one image shows, as the report says it: "digit", "garment"
     image_size: int
     classes: tuple[str, ...]  # the name of each label, in label order
     sources: tuple[SourceSpec, ...]
@@ -99,6 +100,7 @@ _MNIST_GZ_SHA256 = {
 
 MNIST = Dataset(
     label="MNIST",
+    item="digit",
     image_size=28,
     classes=tuple("0123456789"),
     sources=(
@@ -144,6 +146,7 @@ _FASHION_GZ_SHA256 = {
 
 FASHION_MNIST = Dataset(
     label="Fashion-MNIST",
+    item="garment",
     image_size=28,
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     sources=(

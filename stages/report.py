@@ -26,6 +26,7 @@ from stages import (
     params,
     paths,
     predictions,
+    registry,
     saved_models,
     schemas,
     statistics,
@@ -84,26 +85,31 @@ def save_figure(name: str, fig) -> Path:
     return path.relative_to(paths.REPORT_MD.parent)
 
 
-def examples_section(test: dict[str, np.ndarray], digit_size: int, translated: bool) -> dict:
+def examples_section(test: dict[str, np.ndarray], dataset: str, digit_size: int, translated: bool) -> dict:
     x, y = test["x_test"], test["y_test"]
     h, w = x.shape[1:]
+    entry = registry.entry(dataset)
+    names = None if entry.classes == tuple("0123456789") else entry.classes  # digits say "label 7" as they did
     if translated:
-        fig = figures.examples(x, y, f"Translated examples ({h}×{w} canvas)", test["offsets_test"], digit_size)
+        fig = figures.examples(x, y, f"Translated {entry.label} examples ({h}×{w} canvas)", test["offsets_test"],
+                               digit_size, names=names)
     else:
-        fig = figures.examples(x, y, f"MNIST examples ({h}×{w})")
-    return {"figure": save_figure("examples_translated" if translated else "examples_mnist", fig), "height": h,
-            "width": w, "max_offset": int(test["max_offset"])}
+        fig = figures.examples(x, y, f"{entry.label} examples ({h}×{w})", names=names)
+    name = f"examples_translated_{dataset}" if translated else f"examples_{dataset}"
+    return {"figure": save_figure(name, fig), "height": h, "width": w, "max_offset": int(test["max_offset"])}
 
 
 def experiment_section(exp: Experiment, metrics: dict, test: dict[str, np.ndarray]) -> dict:
     model = saved_models.load(paths.model(exp.name), exp.model, (*test["x_test"].shape[1:], 1))
     shown = KINDS[exp.model].figures
+    classes = registry.entry(exp.dataset).classes
     return {"exp": exp, "metrics": metrics, "model_name": findings.MODEL_NAMES[exp.model],
             "data_label": findings.data_label(exp), "optimizer": findings.OPTIMIZER_NAMES[exp.optimizer],
+            "item": registry.entry(exp.dataset).item,
             "parameters": findings.parameters_sentence(exp.name, model), "layers": findings.layer_table(model),
             "weights": weights_figure(exp.name, model) if "weights" in shown else None,
-            "conv": conv_figures(exp.name, model, test) if "conv" in shown else None,
-            **outcome_figures(exp.name, test)}
+            "conv": conv_figures(exp.name, model, test, classes) if "conv" in shown else None,
+            **outcome_figures(exp.name, test, classes)}
 
 
 def weights_figure(name: str, model: keras.Model) -> Path:
@@ -111,25 +117,25 @@ def weights_figure(name: str, model: keras.Model) -> Path:
     return save_figure(f"weights_{name}", figures.weight_maps(kernel, model.input_shape[1:3], f"Weight maps of {name}"))
 
 
-def conv_figures(name: str, model: keras.Model, test: dict[str, np.ndarray]) -> dict:
+def conv_figures(name: str, model: keras.Model, test: dict[str, np.ndarray], classes: tuple[str, ...]) -> dict:
     conv = model.get_layer("conv")
     kernel = keras.ops.convert_to_numpy(conv.kernel)
     kh, kw, _, n = kernel.shape
-    x, label = test["x_test"], findings.a_digit(int(test["y_test"][TEST_DIGIT]))
+    x, label = test["x_test"], findings.a_class(classes[int(test["y_test"][TEST_DIGIT])])
     maps = conv_outputs(model, x[TEST_DIGIT:TEST_DIGIT + 1])[0]
     return {
         "kernels": save_figure(f"cnn_kernels_{name}",
                           figures.conv_kernels(kernel, f"The {n} learned {kh}×{kw} kernels of {name}'s conv layer")),
         "feature_maps": save_figure(f"cnn_feature_maps_{name}",
                                figures.feature_maps(x[TEST_DIGIT], maps,
-                                                    f"Feature maps of {name}'s conv layer for one test digit",
+                                                    f"Feature maps of {name}'s conv layer for one test image",
                                                     f"test image {TEST_DIGIT} ({label})")),
         "filters": n, "kernel_size": f"{kh}×{kw}", "test_image": TEST_DIGIT, "digit": label,
         "activation": conv.activation.__name__,
     }
 
 
-def outcome_figures(name: str, test: dict[str, np.ndarray]) -> dict:
+def outcome_figures(name: str, test: dict[str, np.ndarray], classes: tuple[str, ...]) -> dict:
     """How training went and what the model gets wrong."""
     curves = read_curves(paths.training_log(name))
     p = predictions.read(paths.predictions(name), test["y_test"].astype(np.int64))
@@ -142,27 +148,54 @@ def outcome_figures(name: str, test: dict[str, np.ndarray]) -> dict:
         "errors": save_figure(f"errors_{name}",
                          figures.confident_errors(test["x_test"], actual, predicted, confidence,
                                                   f"The most confidently wrong test images of {name}", ERRORS_SHOWN)),
-        "mistakes": findings.mistakes(actual, predicted),
+        "mistakes": findings.mistakes(actual, predicted, classes),
         "errors_shown": len(picked),
         "least_confidence": confidence[picked[-1]] if len(picked) else None,
     }
 
 
-def invariance_section(experiments: dict[str, Experiment], results: dict[str, dict]) -> dict:
+def invariance_section(dataset: str, experiments: dict[str, Experiment], results: dict[str, dict]) -> dict:
     first = next(iter(results.values()))
-    grids = findings.invariance_grids(experiments, results)
+    item = registry.entry(dataset).item
+    grids = findings.invariance_grids(experiments, results, item)
     low, high = statistics.wilson(round(0.99 * first["test_digits"]), first["test_digits"])
     return {
         "test_digits": first["test_digits"], "offsets": len(first["grid"]), "canvas": first["canvas"],
         "near_99": findings.points((high - low) / 2),
-        "maps": save_figure("invariance_maps", figures.invariance_maps(grids, "Test accuracy by the digit's offset")),
-        "distance": save_figure("invariance_distance",
-                           figures.accuracy_by_distance(grids, "Accuracy against distance from the centre")),
-        "consistency": save_figure("invariance_consistency", figures.consistency_by_distance(
-            findings.consistency_curves(experiments, results), "How often a moved digit keeps its predicted class")),
-        "consistency_finding": findings.consistency_finding(experiments, results),
-        "table": findings.invariance_table(experiments, results),
-        "findings": findings.invariance_findings(experiments, results),
+        "maps": save_figure(f"invariance_maps_{dataset}",
+                            figures.invariance_maps(grids, f"Test accuracy by the {item}'s offset")),
+        "distance": save_figure(f"invariance_distance_{dataset}",
+                                figures.accuracy_by_distance(grids, "Accuracy against distance from the centre")),
+        "consistency": save_figure(f"invariance_consistency_{dataset}", figures.consistency_by_distance(
+            findings.consistency_curves(experiments, results, item),
+            f"How often a moved {item} keeps its predicted class")),
+        "consistency_finding": findings.consistency_finding(experiments, results, item=item),
+        "table": findings.invariance_table(experiments, results, item),
+        "findings": findings.invariance_findings(experiments, results, item),
+    }
+
+
+def dataset_section(dataset: str, p: params.Params, metrics: dict[str, dict], comparisons: dict,
+                    seeds: dict[str, dict], invariance: dict[str, dict]) -> dict:
+    """One dataset's part of the report: its examples, its experiments, their comparisons and invariance."""
+    entry = registry.entry(dataset)
+    experiments = findings.of_dataset(p.experiments, dataset)
+    tests = {data: load_test_set(dataset, data) for data in ("centred", "translated")}
+    digit_size = tests["centred"]["x_test"].shape[1]
+    accuracy = {name: metrics[name]["test_accuracy"] for name in experiments}
+    measured = {name: result for name, result in invariance.items() if name in experiments}
+    return {
+        "name": dataset, "label": entry.label, "item": entry.item, "digit_size": digit_size,
+        "test_images": len(tests["translated"]["y_test"]),
+        "centred": examples_section(tests["centred"], dataset, digit_size, translated=False),
+        "translated": examples_section(tests["translated"], dataset, digit_size, translated=True),
+        "experiments": {data: [experiment_section(exp, metrics[exp.name], tests[data])
+                               for exp in experiments.values() if exp.data == data]
+                        for data in ("centred", "translated")},
+        "discussion": findings.discussion(experiments, metrics, comparisons, entry.item),
+        "claims": findings.claims_table(experiments, accuracy, comparisons,
+                                        {name: seeds[name] for name in experiments}),
+        "invariance": invariance_section(dataset, experiments, measured) if measured else None,
     }
 
 
@@ -170,28 +203,20 @@ def build(p: params.Params) -> dict:
     """The template's context: every number, table, figure and finding of the report."""
     metrics = {name: files.read_json(paths.metrics(name), schema=schemas.Metrics) for name in p.experiments}
     comparisons = files.read_json(paths.COMPARISONS, schema=schemas.Comparisons)
-    tests = {(of, name): load_test_set(of, name) for of in p.datasets for name in ("centred", "translated")}
-    first = p.datasets[0]  # the examples shown; each experiment's own section uses its dataset's test set
-    digit_size = tests[first, "centred"]["x_test"].shape[1]
     invariance = {name: files.read_json(paths.invariance(name), schema=schemas.Invariance)
                   for name in p.invariance.experiments}
     seeds = {name: files.read_json(paths.seeds(name), schema=schemas.SeedStudy) for name in p.experiments}
     accuracy = {name: m["test_accuracy"] for name, m in metrics.items()}
+    used = [d for d in p.datasets if findings.of_dataset(p.experiments, d)]
+    labels = {d: registry.entry(d).label for d in used}
     return {
         "results": findings.results_table(p.experiments, metrics, comparisons["original"]),
-        "test_digits": comparisons["test_digits"],
         "pairs_tested": len(comparisons["pairs"]),
         "original_tested": sum("p_value" in test for test in comparisons["original"].values()),
-        "digit_size": digit_size,
-        "centred": examples_section(tests[first, "centred"], digit_size, translated=False),
-        "translated": examples_section(tests[first, "translated"], digit_size, translated=True),
-        "experiments": {data: [experiment_section(exp, metrics[exp.name], tests[exp.dataset, data])
-                               for exp in p.experiments.values() if exp.data == data]
-                        for data in ("centred", "translated")},
-        "discussion": findings.discussion(p.experiments, metrics, comparisons),
+        "datasets": [dataset_section(d, p, metrics, comparisons, seeds, invariance) for d in used],
         "seeds": findings.seed_table(seeds),
-        "claims": findings.claims_table(p.experiments, accuracy, comparisons, seeds),
-        "invariance": invariance_section(p.experiments, invariance) if invariance else None,
+        "across": findings.across_datasets(p.experiments, accuracy, comparisons, seeds, labels)
+        if len(used) > 1 else None,
     }
 
 

@@ -24,9 +24,9 @@ def pytest_report_header():
     return f"keras backend: {keras.backend.backend()}"
 
 
-def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ten fixed random 28x28 prototypes plus noise: learnable, but not trivially."""
-    prototypes = np.random.default_rng(0).integers(0, 2, size=(10, 28, 28)) * 200
+def synthetic_digits(n: int, seed: int, kind: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Ten fixed random 28x28 prototypes plus noise: learnable, but not trivially. Another `kind`, other prototypes."""
+    prototypes = np.random.default_rng(kind).integers(0, 2, size=(10, 28, 28)) * 200
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, size=n).astype(np.uint8)
     noise = rng.integers(0, 56, size=(n, 28, 28))
@@ -38,9 +38,9 @@ def random_digits(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(1, 256, size=(n, 28, 28), dtype=np.uint8)
 
 
-def synthetic_mnist(n_train: int = 600, n_test: int = 200) -> dict[str, np.ndarray]:
-    """What the download stage writes, in miniature."""
-    (x_train, y_train), (x_test, y_test) = synthetic_digits(n_train, 1), synthetic_digits(n_test, 3)
+def synthetic_mnist(n_train: int = 600, n_test: int = 200, kind: int = 0) -> dict[str, np.ndarray]:
+    """What the download stage writes, in miniature (kind 1: the small project's stand-in for Fashion-MNIST)."""
+    (x_train, y_train), (x_test, y_test) = synthetic_digits(n_train, 1, kind), synthetic_digits(n_test, 3, kind)
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
@@ -80,9 +80,11 @@ def tiny_data(tmp_path):
 
 # --- a whole small project ------------------------------------------------------------------
 
-# One experiment per model, covering both data files and the three placements; two grids.
-SMALL_EXPERIMENTS = ("linear_mnist", "mlp_translated", "cnn_centre", "cnn_gap_translated")
-SMALL_GRIDS = ["mlp_translated", "cnn_centre"]
+# One experiment per model, covering both data files and the three placements, and two of the
+# second dataset's (so that the report compares datasets); a grid for each dataset.
+SMALL_EXPERIMENTS = ("linear_mnist", "mlp_translated", "cnn_centre", "cnn_gap_translated", "cnn_bn_translated",
+                     "fashion_mlp_translated", "fashion_cnn_gap_translated")
+SMALL_GRIDS = ["mlp_translated", "cnn_centre", "fashion_cnn_gap_translated"]
 
 
 def user_env(**changes) -> dict[str, str]:
@@ -123,8 +125,8 @@ def copy_repo(dest: Path) -> None:
 
 
 def prepare_project(root: Path) -> None:
-    """A git repository with this project's code and small params, and synthetic MNIST recorded as the
-    download stage's output (in dvc.lock, not yet committed to git): everything before `dvc repro`."""
+    """A git repository with this project's code and small params, and synthetic MNIST and Fashion-MNIST
+    recorded as the download stage's outputs (in dvc.lock, not yet committed to git): everything before `dvc repro`."""
     copy_repo(root)
     (root / "params.yaml").write_text(yaml.safe_dump(small_params(yaml.safe_load((root / "params.yaml").read_text())),
                                                      sort_keys=False))
@@ -133,9 +135,10 @@ def prepare_project(root: Path) -> None:
     sh("git", "commit", "-q", "-m", "the project", cwd=root)  # DVCLive wants a repository with a commit
     # The download stage only accepts the real MNIST; here its output is a tiny stand-in,
     # recorded with `dvc commit` so that repro starts at `translate`.
-    files.save_npz(root / "data/raw/mnist.npz", **synthetic_mnist())
-    files.write_json(root / "data/raw/mnist.json", {"source": "synthetic test data"})
-    sh("dvc", "commit", "--force", "download@mnist", cwd=root)
+    for kind, dataset in enumerate(("mnist", "fashion_mnist")):
+        files.save_npz(root / f"data/raw/{dataset}.npz", **synthetic_mnist(kind=kind))
+        files.write_json(root / f"data/raw/{dataset}.json", {"source": "synthetic test data"})
+        sh("dvc", "commit", "--force", f"download@{dataset}", cwd=root)
 
 
 def make_project(root: Path) -> str:

@@ -25,7 +25,8 @@ def test_stage_work_counts_training_validation_scoring_seeds_and_grids():
     assert work["evaluate@cnn_translated"] == forward * 10_000
     assert work["seeds@cnn_translated"] == (p.seeds["cnn_translated"] - 1) * (run + forward * 10_000)
     assert work["invariance@cnn_translated"] == forward * p.invariance.test_digits * 13 ** 2  # offsets 0..12
-    assert 200e12 < sum(work.values()) < 300e12  # the speed issue estimated about 215 TFLOP
+    # 247.9 TFLOP before Fashion-MNIST and cnn_bn; the issue that added them allowed at most twice that
+    assert 400e12 < sum(work.values()) <= 500e12
 
 
 def test_a_stage_share_is_its_work_at_the_peak_over_its_time():

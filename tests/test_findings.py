@@ -6,9 +6,9 @@ from stages import document, findings, models
 from stages.params import Experiment
 
 
-def exp(name, data="translated", model="linear", placement=None):
+def exp(name, data="translated", model="linear", placement=None, dataset="mnist"):
     placement = placement or ("fixed" if data == "centred" else "fresh")
-    return Experiment(name=name, dataset="mnist", data=data, placement=placement,
+    return Experiment(name=name, dataset=dataset, data=data, placement=placement,
                       model=model, optimizer="adam", learning_rate=0.002, schedule="cosine", warmup_epochs=0,
                       batch_size=128, epochs=3, max_steps=None, patience=None, target_accuracy=None,
                       max_seconds=None, seed=1, precision="float32", data_parallel=False)
@@ -61,13 +61,14 @@ def test_results_table_shows_each_experiment_next_to_the_original():
     metrics["cnn_translated"]["stopped_by"] = "patience"
     table = findings.results_table(NOTEBOOK, metrics, ORIGINAL)
     rows = {row[0]: row for row in table.rows}
-    assert rows["`linear_mnist`"][3:6] == ("92.53%", "92.13–92.83%", "about 92%")
-    assert rows["`linear_translated`"][5] == "not reported"
-    assert rows["`mlp_translated`"][3:6] == ("96.01%", "95.61–96.31%", "95.38%")
+    assert rows["`linear_mnist`"][1] == "mnist"
+    assert rows["`linear_mnist`"][4:7] == ("92.53%", "92.13–92.83%", "about 92%")
+    assert rows["`linear_translated`"][6] == "not reported"
+    assert rows["`mlp_translated`"][4:7] == ("96.01%", "95.61–96.31%", "95.38%")
     assert rows["`mlp_translated`"][-1] == "805,510"
-    assert rows["`cnn_translated`"][5:7] == ("96.51%", "3 / 1,290 (patience)")
+    assert rows["`cnn_translated`"][6:8] == ("96.51%", "3 / 1,290 (patience)")
     extra = findings.results_table({"cnn_gap": exp("cnn_gap", model="cnn_gap")}, {"cnn_gap": metric(0.99)}, {})
-    assert extra.rows[0][5] == "—"  # not an experiment of the notebook
+    assert extra.rows[0][6] == "—"  # not an experiment of the notebook
     markdown = document.table(table)
     assert "| ---: |" in markdown and markdown.count("\n") == len(NOTEBOOK) + 1
 
@@ -227,3 +228,50 @@ def test_a_printed_figure_read_from_comparisons_json_is_escaped_in_the_markdown(
     hostile = printed(0.92, "*92%*<b>|x`", 0.2)
     text = " ".join(findings.versus_original({"linear_mnist": 0.9253}, {"linear_mnist": hostile}))
     assert r"against \*92%\*\<b\>\|x\` in the original" in text
+
+
+# --- across datasets ---
+
+def two_datasets():
+    experiments = {name: exp(name, model=model, placement=placement, dataset=dataset)
+                   for dataset, prefix in (("mnist", ""), ("fashion_mnist", "f_"))
+                   for name, model, placement in ((f"{prefix}mlp", "mlp", "fresh"),
+                                                  (f"{prefix}gap", "cnn_gap", "fresh"),
+                                                  (f"{prefix}gap_centre", "cnn_gap", "centre"))}
+    accuracy = {"mlp": 0.976, "gap": 0.995, "gap_centre": 0.988, "f_mlp": 0.86, "f_gap": 0.84, "f_gap_centre": 0.80}
+    tests = comparisons([n for n in experiments if not n.startswith("f_")], {("gap", "gap_centre"): 0.0001})
+    tests["pairs"] |= comparisons([n for n in experiments if n.startswith("f_")])["pairs"]
+    return experiments, accuracy, tests
+
+
+def test_across_datasets_ranks_each_datasets_models_and_says_when_the_ranking_changes():
+    experiments, accuracy, tests = two_datasets()
+    found = findings.across_datasets(experiments, accuracy, tests, {}, {"mnist": "MNIST", "fashion_mnist": "Fashion"})
+    rows = {row[0]: row for row in found["table"].rows}
+    assert rows["MLP"][1:] == ("97.60% (`mlp`, rank 2)", "86.00% (`f_mlp`, rank 1)")
+    text = " ".join(found["findings"])
+    assert ("changes: on MNIST, global-pooling CNN \\> MLP; on Fashion, MLP \\> global-pooling CNN" in text)
+    assert ("On MNIST, training the global-pooling CNN only at the centre (`gap_centre`, 98.80%) costs 0.70 points"
+            in text)
+    assert "significant (p < 0.001)" in text and "On Fashion, training" in text
+    assert "costs the global-pooling CNN 3.30 points more on Fashion than on MNIST: seed noise not measured" in text
+
+
+def test_across_datasets_judges_the_difference_of_two_costs_by_the_seed_noise_of_its_four_runs():
+    experiments, accuracy, tests = two_datasets()
+    labels = {"mnist": "MNIST", "fashion_mnist": "Fashion"}
+    wide = {name: seed_runs(accuracy[name], 0.01) for name in ("gap", "f_gap")}  # sd 1 point: bound 2*2 = 4 points
+    text = " ".join(findings.across_datasets(experiments, accuracy, tests, wide, labels)["findings"])
+    assert "3.30 points more on Fashion than on MNIST: within seed noise (±4.00 points)" in text
+    narrow = {name: seed_runs(accuracy[name], 0.001) for name in ("gap", "f_gap")}
+    text = " ".join(findings.across_datasets(experiments, accuracy, tests, narrow, labels)["findings"])
+    assert "3.30 points more on Fashion than on MNIST: beyond seed noise (±0.40 points)" in text
+
+
+def test_class_names_read_as_a_sentence_says_them():
+    assert [findings.a_class(name) for name in ("7", "8", "Ankle boot", "T-shirt/top", "Bag")] == [
+        "a 7", "an 8", "an ankle boot", "a T-shirt/top", "a bag"]
+    actual, predicted = np.array([9, 9, 0]), np.array([5, 5, 0])
+    names = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+    assert findings.mistakes(actual, predicted, names)["most_frequent"] == {
+        "digit": "an ankle boot", "read_as": "a sandal", "times": 2}

@@ -56,7 +56,8 @@ def test_each_kinds_table_entry_describes_its_model(name):
 
 
 def test_an_unknown_model_kind_is_a_params_error_naming_the_known_ones():
-    with pytest.raises(params.ParamsError, match="model = 'resnet': must be 'linear', 'mlp', 'cnn' or 'cnn_gap'"):
+    known = "'linear', 'mlp', 'cnn', 'cnn_gap' or 'cnn_bn'"
+    with pytest.raises(params.ParamsError, match=f"model = 'resnet': must be {known}"):
         params.parse(_params_with_model("resnet"))
 
 

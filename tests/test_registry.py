@@ -66,6 +66,7 @@ def test_params_allow_exactly_the_registrys_datasets_and_name_them_when_refusing
                                                  r"stages/registry.py; known: mnist, fashion_mnist$"):
         params.parse(raw)
     raw["experiments"]["linear_mnist"]["dataset"] = "fashion_mnist"
+    raw["datasets"] = ["mnist"]
     with pytest.raises(params.ParamsError, match=r"^experiments.linear_mnist.dataset = 'fashion_mnist': not in "
                                                  r"`datasets` \(mnist\)"):
         params.parse(raw)
@@ -118,7 +119,7 @@ def write_gz_folder(folder: Path, arrays: dict[str, np.ndarray]) -> dict[str, st
 def test_a_dataset_added_to_the_registry_alone_runs_from_download_to_evaluate(tmp_path, monkeypatch):
     arrays = tiny_dataset()
     write_gz_folder(tmp_path / "idx", arrays)
-    tiny = Dataset(label="Tiny shapes", image_size=28, classes=tuple(f"shape {i}" for i in range(10)),
+    tiny = Dataset(label="Tiny shapes", item="shape", image_size=28, classes=tuple(f"shape {i}" for i in range(10)),
                    sources=(LocalIdx(env="TINY_SHAPES_IDX_DIR"),), facts=facts_of(arrays))
     monkeypatch.setitem(registry.DATASETS, "tiny_shapes", tiny)
     monkeypatch.setenv("TINY_SHAPES_IDX_DIR", str(tmp_path / "idx"))
@@ -136,12 +137,16 @@ def test_a_dataset_added_to_the_registry_alone_runs_from_download_to_evaluate(tm
     project.mkdir()
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     monkeypatch.chdir(project)
-    from stages import evaluate, train, translate
+    from stages import compare, evaluate, invariance, report, seeds, train, translate
 
     download.main("tiny_shapes")
     translate.main("tiny_shapes")
     train.main("mlp_shapes")
     evaluate.main("mlp_shapes")
+    invariance.main("mlp_shapes")
+    seeds.main("mlp_shapes")
+    compare.main()
+    report.main()
 
     record = json.loads(Path("data/raw/tiny_shapes.json").read_text())
     assert record["source"] == "local" and record["arrays_idx_sha256"] == dict(tiny.facts.idx_sha256)
@@ -151,6 +156,10 @@ def test_a_dataset_added_to_the_registry_alone_runs_from_download_to_evaluate(tm
     metrics = json.loads(Path("reports/metrics/mlp_shapes.json").read_text())
     assert metrics["test_accuracy"] > 0.3  # the prototypes are learnable: 10% is chance
     assert len(Path("reports/predictions/mlp_shapes.csv").read_text().splitlines()) == 1 + 200
+    markdown = Path("reports/report.md").read_text(encoding="utf-8")  # in the words of its registry entry
+    for heading in ("## Tiny shapes: translated shapes", "## Tiny shapes: is the CNN translation invariant?"):
+        assert heading in markdown
+    assert "test shapes" in markdown and "## MNIST" not in markdown and "## Across datasets" not in markdown
 
 
 # --- Fashion-MNIST's chain: every source checked -------------------------------------------------

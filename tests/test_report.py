@@ -54,21 +54,23 @@ def test_a_hostile_experiment_name_shows_as_written_in_headings_tables_sentences
     figure = png.relative_to(tmp_path)
     model = models.build("linear", (28, 28, 1))
     section = {"exp": experiments[name], "metrics": metrics[name], "model_name": "linear model",
-               "data_label": "centred", "optimizer": "Adam", "parameters": findings.parameters_sentence(name, model),
+               "data_label": "centred", "item": "digit", "optimizer": "Adam",
+               "parameters": findings.parameters_sentence(name, model),
                "layers": findings.layer_table(model), "weights": figure, "conv": None, "curves": figure,
                "confusion": figure, "errors": figure, "mistakes": findings.mistakes(np.arange(3), np.arange(3)),
                "errors_shown": 0, "least_confidence": None}
+    data = {"name": "mnist", "label": "MNIST", "item": "digit", "digit_size": 28, "test_images": 10000,
+            "centred": {"figure": figure, "height": 28, "width": 28, "max_offset": 0},
+            "translated": {"figure": figure, "height": 32, "width": 32, "max_offset": 4},
+            "experiments": {"centred": [section], "translated": []},
+            "discussion": findings.discussion(experiments, metrics, comparisons(experiments)),
+            "claims": findings.claims_table(experiments, {name: m["test_accuracy"] for name, m in metrics.items()},
+                                            comparisons(experiments),
+                                            {name: seed_runs(0.8, None) for name in experiments}),
+            "invariance": None}
     markdown = document.render(
-        "report.md.j2", results=findings.results_table(experiments, metrics, {}), digit_size=28, test_digits=10000,
-        pairs_tested=1, original_tested=0,
-        centred={"figure": figure, "height": 28, "width": 28, "max_offset": 0},
-        translated={"figure": figure, "height": 32, "width": 32, "max_offset": 4},
-        experiments={"centred": [section], "translated": []},
-        discussion=findings.discussion(experiments, metrics, comparisons(experiments)),
-        seeds=findings.seed_table({name: seed_runs(0.8, None) for name in experiments}),
-        claims=findings.claims_table(experiments, {name: m["test_accuracy"] for name, m in metrics.items()},
-                                   comparisons(experiments), {name: seed_runs(0.8, None) for name in experiments}),
-        invariance=None)
+        "report.md.j2", results=findings.results_table(experiments, metrics, {}), pairs_tested=1, original_tested=0,
+        datasets=[data], seeds=findings.seed_table({name: seed_runs(0.8, None) for name in experiments}), across=None)
     page = document.to_html(markdown, tmp_path)
 
     # In the Markdown: a code span fenced past the name's backtick, or every special character escaped.
@@ -107,10 +109,13 @@ def test_report_stage_writes_every_figure_it_links_and_embeds_them_all(reported)
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
     per_experiment = [f"{kind}_{name}.png" for name in reported["experiments"]
                       for kind in ("curves", "confusion", "errors")]
+    per_dataset = [f"{kind}_{dataset}.png" for dataset in reported["datasets"]
+                   for kind in ("examples", "examples_translated", "invariance_maps", "invariance_distance",
+                                "invariance_consistency")]
     assert {p.split("/")[-1] for p in linked} == {
-        "examples_mnist.png", "examples_translated.png", "weights_linear_mnist.png", "invariance_maps.png",
-        "invariance_distance.png", "invariance_consistency.png", *per_experiment,
-        *(f"{kind}_{name}.png" for name in ("cnn_centre", "cnn_gap_translated")
+        "weights_linear_mnist.png", *per_dataset, *per_experiment,
+        *(f"{kind}_{name}.png" for name in ("cnn_centre", "cnn_gap_translated", "cnn_bn_translated",
+                                            "fashion_cnn_gap_translated")
           for kind in ("cnn_kernels", "cnn_feature_maps"))}
     for link in linked:
         png = paths.REPORT_MD.parent / link
@@ -132,6 +137,11 @@ def test_report_stage_writes_every_figure_it_links_and_embeds_them_all(reported)
         rows = np.loadtxt(paths.predictions(name), delimiter=",", skiprows=1, ndmin=2)
         wrong = int(np.sum(rows[:, 1] != rows[:, 2]))
         assert f"{wrong:,} of {len(rows):,} test images are off the diagonal." in text
+    # a part per dataset, each in its own words, and the datasets side by side
+    for heading in ("## MNIST: translated digits", "## Fashion-MNIST: translated garments",
+                    "## Fashion-MNIST: is the CNN translation invariant?", "## Across datasets"):
+        assert heading in markdown
+    assert "rank 1" in markdown and "garments" not in markdown.partition("## Fashion-MNIST")[0]
     # the speed measurements have their own page
     assert "## Speed" in markdown and "[speed.md](speed.md)" in markdown and "reports/benchmarks" not in markdown
 
