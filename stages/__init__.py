@@ -50,17 +50,23 @@ def _stderr_without_loading_notices():
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
     """Imports `tensorflow` (which `import keras` does on its TensorFlow backend) with its loading notices
     left out; once, then it steps aside. A finder, not a wrapper around `import keras`: a stage imports
-    Keras where it needs it, through whichever shared module comes first."""
+    Keras where it needs it, through whichever shared module comes first. It steps aside only when the
+    import runs: a mere lookup (`importlib.util.find_spec`, as cli.backend_problem does) leaves it in place."""
 
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        sys.meta_path.remove(self)  # the lookup below would otherwise come back here
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
         if spec is not None and spec.loader is not None:
             exec_module = spec.loader.exec_module
 
             def quietly(module):
+                if self in sys.meta_path:
+                    sys.meta_path.remove(self)
                 with _stderr_without_loading_notices():
                     exec_module(module)
 

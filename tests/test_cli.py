@@ -104,3 +104,12 @@ def test_the_traceback_behind_a_one_line_error_on_request(capsys, monkeypatch):
     monkeypatch.setenv("STAGES_TRACEBACK", "1")
     code, lines = run(train, ["cnn"], capsys)
     assert code == 2 and lines[0] == "Traceback (most recent call last):" and lines[-1].startswith("error: ")
+
+
+def test_importing_keras_through_the_stages_prints_none_of_tensorflows_loading_notices():
+    """TensorFlow's native libraries print notices while they load (absl, oneDNN, CUDA probing): stages/__init__.py
+    holds them back, also after cli.backend_problem has looked the package up without importing it."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | {"KERAS_BACKEND": "tensorflow"}
+    code = "import stages, keras; from stages import training; keras.ops.ones(1)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and result.stderr == ""
