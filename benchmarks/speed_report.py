@@ -20,6 +20,7 @@ from stages import cli, document, files, statistics
 from stages import figures as report_figures
 from stages.document import Markdown, Table, code, interval, md, percent
 
+SMALL_EXPERIMENT = "cnn_bn_translated"  # cnn_recipe.SMALL, without importing Keras here
 TEST_IMAGES = 10_000  # cnn_speed and cnn_recipe score the whole MNIST test set
 # The report's Markdown settings, with this folder's templates (the page around it is the report's page.html.j2).
 TEMPLATES = document.MARKDOWN.overlay(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"))
@@ -103,7 +104,7 @@ def recipe_findings(recipe: dict) -> list[Markdown]:
         f"{default['images']:,}), the half recipe {verdict} {target}: its mean over {seeds} seeds is "
         f"{percent(half['mean_final_accuracy'])}, against {percent(default['mean_final_accuracy'])} for the default, "
         f"in {half['mean_train_seconds'] / default['mean_train_seconds']:.2f}× the training time.")]
-    labels = {"default": "the default", "half": "the half recipe"}
+    labels = {"default": "the default", "half": "the half recipe", "small": "the small model"}
     for name, r in recipe["recipes"].items():
         finals = [run["final_accuracy"] for run in r["runs"]]
         low, _ = statistics.wilson(round(min(finals) * TEST_IMAGES), TEST_IMAGES)
@@ -112,6 +113,16 @@ def recipe_findings(recipe: dict) -> list[Markdown]:
         findings.append(Markdown(
             f"The seeds of {label} scored {percent(min(finals))} to {percent(max(finals))}; with each score's own "
             f"test-set noise, 95% intervals from {percent(low)} to {percent(high)}."))
+    small = recipe["recipes"].get("small")
+    if small is not None:
+        seconds = [run["seconds_to_target"] for run in small["runs"]]
+        ratio = recipe.get("small_sooner")
+        how = (f"{ratio:.2f}× sooner than the default, by mean training seconds" if ratio is not None else
+               "not in every run, so no ratio is given")
+        findings.append(Markdown(
+            f"The small model ({small.get('model', 'cnn_bn')}, {code(SMALL_EXPERIMENT)}) reached {target} "
+            f"{how}; per seed after "
+            f"{', '.join('—' if s is None else f'{s:,.0f} s' for s in seconds)}."))
     # The default's own runs, scored when they had seen as many images as the half recipe in all
     at_half = [c["test_accuracy"] for run in default["runs"] for c in run["curve"] if c["images"] == half["images"]]
     if len(at_half) == len(default["runs"]):
@@ -127,7 +138,7 @@ def recipe_figure(recipe: dict) -> Path:
     curves = {f"{name}, seed {run['seed']}": (np.array([c["train_seconds"] for c in run["curve"]]),
                                                np.array([c["test_accuracy"] for c in run["curve"]]))
               for name, r in recipe["recipes"].items() for run in r["runs"]}
-    title = "The notebook's CNN: the default recipe and one with half its images"
+    title = "The notebook's CNN (default, half its images) and the small model"
     report_figures.save(figures.time_to_accuracy(curves, recipe["target_accuracy"], title), paths.RECIPE_ACCURACY)
     return paths.RECIPE_ACCURACY.relative_to(paths.SPEED_MD.parent)
 

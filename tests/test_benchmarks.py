@@ -84,6 +84,9 @@ def test_the_half_recipe_is_the_default_with_at_most_half_its_images_and_the_sam
     assert half.model == default.model == "cnn" and half.data == default.data
     changed = {key for key, value in half.model_dump().items() if value != getattr(default, key)}
     assert changed == set(cnn_recipe.HALF)
+    # beside them, the small model exactly as the pipeline trains it
+    assert recipes["small"] == params.load(REPO / "params.yaml").experiment("cnn_bn_translated")
+    assert recipes["small"].model == "cnn_bn" and recipes["small"].data == default.data
 
 
 def test_a_recipe_run_scores_every_epoch_and_counts_one_pass_of_the_digits_per_epoch(tiny_data, monkeypatch):

@@ -1,6 +1,6 @@
 import pytest
 
-from benchmarks import paths, pipeline_time, speed_report
+from benchmarks import cnn_recipe, paths, pipeline_time, speed_report
 from stages import files
 from stages.cli import StageError
 
@@ -171,3 +171,19 @@ def test_missing_measurements_name_the_file_and_the_pipeline_that_makes_it(tmp_p
     assert str(error.value) == ("reports/benchmarks/cnn_recipe.json is missing: run `dvc repro benchmarks/dvc.yaml` "
                                 "to make it again, or `git checkout -- reports/benchmarks/cnn_recipe.json` to restore "
                                 "the committed one")
+
+
+def test_the_small_models_time_to_the_target_is_told_beside_the_default():
+    result = recipe()
+    small = [recipe_run(seed, (0.985, 0.991, 0.993), 1000, 5.0) for seed in (1, 2)]
+    result["recipes"]["small"] = result["recipes"]["half"] | {"model": "cnn_bn", "runs": small}
+    result["small_sooner"] = cnn_recipe.sooner(result["recipes"]["default"], result["recipes"]["small"])
+    assert result["small_sooner"] == 6.0  # default: 40 s and 80 s to 99%; small: 10 s each
+    text = " ".join(speed_report.recipe_findings(result))
+    assert ("The small model (cnn_bn, `cnn_bn_translated`) reached 99.00% 6.00× sooner than the default, by mean "
+            "training seconds; per seed after 10 s, 10 s.") in text
+    result["recipes"]["small"]["runs"][1] = recipe_run(2, (0.98, 0.985), 1000, 5.0)  # one run never got there
+    assert cnn_recipe.sooner(result["recipes"]["default"], result["recipes"]["small"]) is None
+    result["small_sooner"] = None
+    assert "not in every run, so no ratio is given; per seed after 10 s, —." in " ".join(
+        speed_report.recipe_findings(result))
