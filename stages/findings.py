@@ -255,26 +255,36 @@ def across_datasets(experiments: dict[str, Experiment], accuracy: dict[str, floa
                   tuple((MODEL_NAMES[model], *(cell(d, model) for d in labels)) for model in kinds),
                   (False,) + (True,) * len(labels))
     found = []
+    def order(d: str) -> str:
+        """'A > B ≈ C': each step significant (>) or within test-set noise (≈), by McNemar's test."""
+        steps = [MODEL_NAMES[rank[d][0]]]
+        for better, worse in zip(rank[d], rank[d][1:]):
+            test = paired_test(comparisons, moved[d][better], moved[d][worse])
+            steps.append(f"{'>' if test['significant'] else '≈'} {MODEL_NAMES[worse]}")
+        return " ".join(steps)
+
     if len(kinds) > 1:
-        orders = {d: " > ".join(MODEL_NAMES[model] for model in rank[d]) for d in labels}
+        orders = {d: order(d) for d in labels}
+        noise = " (≈: the two differ within test-set noise)"
         if len(set(orders.values())) == 1:
             found.append(Markdown(f"The ranking of the {len(kinds)} models trained on translated images holds on "
-                                  f"every dataset: {md(next(iter(orders.values())))}."))
+                                  f"every dataset: {md(next(iter(orders.values())))}{noise}."))
         else:
             found.append(Markdown("The ranking of the models trained on translated images changes: " + "; ".join(
-                f"on {md(labels[d])}, {md(order)}" for d, order in orders.items()) + "."))
+                f"on {md(labels[d])}, {md(order)}" for d, order in orders.items()) + f"{noise}."))
     costs = {}  # model -> dataset -> (centre-trained, translated-trained)
     for d in labels:
         for centre, other in centre_pairs(of_dataset(experiments, d)):
             costs.setdefault(experiments[centre].model, {})[d] = (centre, other)
+    for model, pairs in costs.items():  # models measured so on two datasets or more; the rest is in each discussion
+        if len(pairs) < 2:
+            continue
+        for d, (centre, other) in pairs.items():
             found.append(Markdown(
-                f"On {md(labels[d])}, training the {MODEL_NAMES[experiments[centre].model]} only at the centre "
+                f"On {md(labels[d])}, training the {MODEL_NAMES[model]} only at the centre "
                 f"({code(centre)}, {percent(accuracy[centre])}) costs "
                 f"{points(accuracy[other] - accuracy[centre]):.2f} points against training it on translated images "
                 f"({code(other)}, {percent(accuracy[other])}); {verdict(paired_test(comparisons, centre, other))}."))
-    for model, pairs in costs.items():
-        if len(pairs) < 2:
-            continue
         (a, (ca, ta)), (b, (cb, tb)) = sorted(pairs.items(), key=lambda item: list(labels).index(item[0]))[:2]
         cost_a, cost_b = accuracy[ta] - accuracy[ca], accuracy[tb] - accuracy[cb]
         sd = _seed_sd((ca, ta, cb, tb), seeds)
