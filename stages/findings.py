@@ -41,12 +41,16 @@ def data_label(exp: Experiment) -> str:
     return exp.data if exp.data == "centred" else f"{exp.data} ({exp.placement})"
 
 
-def results_table(experiments: dict[str, Experiment], metrics: dict[str, dict], original: dict[str, dict]) -> Table:
+def results_table(experiments: dict[str, Experiment], metrics: dict[str, dict], original: dict[str, dict],
+                  labels: dict[str, str] | None = None) -> Table:
+    """One row per experiment; `labels` names each dataset as a person does (the registry's labels)."""
+    labels = labels or {}
     rows = []
     for name, exp in experiments.items():
         m = metrics[name]
         stopped = "" if m["stopped_by"] == "epochs" else f" ({m['stopped_by']})"
-        rows.append((code(name), exp.dataset, data_label(exp), exp.model, percent(m["test_accuracy"]),
+        rows.append((code(name), labels.get(exp.dataset, exp.dataset), data_label(exp), code(exp.model),
+                     percent(m["test_accuracy"]),
                      interval(m["test_accuracy_low"], m["test_accuracy_high"]),
                      original.get(name, {}).get("as_printed", "—"), f"{m['epochs']} / {m['steps']:,}{stopped}",
                      f"{m['params']:,}"))
@@ -350,12 +354,13 @@ def consistency_cell(c: dict) -> str:
 
 def consistency_finding(experiments: dict[str, Experiment], results: dict[str, dict], goal: float = 0.99,
                         item: str = "digit") -> Markdown:
-    """The most consistent model, and whether it keeps its answer for `goal` of the moves at every distance."""
+    """The most consistent model, and whether it keeps its answer for `goal` of the moves at every distance
+    (99%: the bar the invariance study set itself for MNIST; said as a bar, not as a goal, of any dataset)."""
     worst = {name: min(d["mean"] for d in r["consistency"]["by_distance"]) for name, r in results.items()}
     best = max(worst, key=worst.get)
     r = results[best]
-    verdict = (f"{percent(goal)} or more at every distance, as the goal asks" if worst[best] >= goal else
-               f"short of the goal of {percent(goal)} at every distance")
+    verdict = (f"{percent(goal)} or more at every distance" if worst[best] >= goal else
+               f"under {percent(goal)} at its worst distance")
     return Markdown(
         f"The most consistent model is {code(best)} ({MODEL_NAMES[experiments[best].model]}): moved between any two "
         f"offsets, {a_class(item)} keeps its predicted class in {consistency_cell(r['consistency'])} of the moves, "

@@ -210,7 +210,7 @@ def build(p: params.Params) -> dict:
     used = [d for d in p.datasets if findings.of_dataset(p.experiments, d)]
     labels = {d: registry.entry(d).label for d in used}
     return {
-        "results": findings.results_table(p.experiments, metrics, comparisons["original"]),
+        "results": findings.results_table(p.experiments, metrics, comparisons["original"], labels),
         "pairs_tested": len(comparisons["pairs"]),
         "original_tested": sum("p_value" in test for test in comparisons["original"].values()),
         "datasets": [dataset_section(d, p, metrics, comparisons, seeds, invariance) for d in used],

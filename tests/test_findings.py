@@ -61,7 +61,9 @@ def test_results_table_shows_each_experiment_next_to_the_original():
     metrics["cnn_translated"]["stopped_by"] = "patience"
     table = findings.results_table(NOTEBOOK, metrics, ORIGINAL)
     rows = {row[0]: row for row in table.rows}
-    assert rows["`linear_mnist`"][1] == "mnist"
+    assert rows["`linear_mnist`"][1] == "mnist" and rows["`linear_mnist`"][3] == "`linear`"
+    labelled = findings.results_table(NOTEBOOK, metrics, ORIGINAL, {"mnist": "MNIST"})
+    assert labelled.rows[0][1] == "MNIST"
     assert rows["`linear_mnist`"][4:7] == ("92.53%", "92.13–92.83%", "about 92%")
     assert rows["`linear_translated`"][6] == "not reported"
     assert rows["`mlp_translated`"][4:7] == ("96.01%", "95.61–96.31%", "95.38%")
