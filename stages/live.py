@@ -13,6 +13,7 @@ git ignores: DVC reads no dvc.yaml that git ignores.
 """
 
 import contextlib
+import sys
 import time
 
 import keras
@@ -56,8 +57,19 @@ def callbacks(label: str, run: str, epochs: int, state: dict) -> list[keras.call
 
     folder = paths.live(run)
     files.check_outputs(folder)  # DVCLive writes there: never through a link
-    live = Live(dir=str(folder / "log"), resume=state["epoch"] > 0, dvcyaml=str(folder / "dvc.yaml"),
-                save_dvc_exp=False)
+
+    def start(resume: bool) -> Live:
+        return Live(dir=str(folder / "log"), resume=resume, dvcyaml=str(folder / "dvc.yaml"), save_dvc_exp=False)
+
+    try:
+        live = start(resume=state["epoch"] > 0)
+    except Exception as error:  # noqa: BLE001 (whatever DVCLive fails to read, the live view is only scratch)
+        # DVCLive writes its files in place: a run killed while it wrote one leaves it cut short, and
+        # DVCLive's resume fails on it. The live view starts again; the published log comes from the state.
+        print(f"{label}: warning: the live log in {folder} could not be resumed ({type(error).__name__}); "
+              "it starts again from this epoch", file=sys.stderr)
+        files.remove_tree(folder, paths.LIVE)
+        live = start(resume=False)
     # Step n is epoch n + 1, as in the published log; a kill after the checkpoint but before the log
     # was written leaves that one epoch out of the live view, not the published log (made from the state).
     live.step = state["epoch"]

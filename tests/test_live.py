@@ -75,6 +75,16 @@ def test_a_resumed_run_continues_its_live_log_at_the_next_epoch(project):
     assert state["epoch"] == 4 and [(step, rows) for step, rows, _ in resumed.seen] == [(2, 3), (3, 4)]
 
 
+def test_a_live_log_cut_short_by_a_kill_starts_again_and_the_run_resumes(project, capsys):
+    exp = experiment(epochs=4)
+    fit(exp, "cut", StopAfter("cut", epochs=2))  # as if killed after its second epoch's checkpoint...
+    (paths.live("cut") / "log/metrics.json").write_text("")  # ...while DVCLive rewrote its summary in place
+    resumed = Peek("cut")
+    model, state = fit(exp, "cut", resumed)
+    assert state["epoch"] == 4 and [step for step, _, _ in resumed.seen] == [2, 3]  # the live view from here on
+    assert "the live log in live/cut could not be resumed" in capsys.readouterr().err
+
+
 def test_dvc_reads_the_live_log_while_it_is_there(project):
     sh("git", "init", "-q", cwd=project)
     sh("dvc", "init", "-q", cwd=project)
