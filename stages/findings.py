@@ -192,16 +192,25 @@ def seed_table(seeds: dict[str, dict]) -> Table:
                   "larger"), tuple(rows), (False, True, True, True, True, True, False))
 
 
+def seed_sd(names: tuple[str, ...], seeds: dict[str, dict]) -> float | None:
+    """The seed-to-seed sd of a sum or difference of these runs: an experiment of one run takes the largest
+    sd measured in `seeds`; None when none was measured."""
+    measured = {name: seeds[name]["sd"] for name in seeds if seeds[name]["sd"] is not None}
+    if not measured:
+        return None
+    largest = max(measured.values())
+    return sum(measured.get(name, largest) ** 2 for name in names) ** 0.5
+
+
 def seed_noise(a: str, b: str, difference: float, seeds: dict[str, dict]) -> tuple[bool | None, str]:
     """Could two single runs differ this much by their seeds alone? Beyond seed noise when the difference is
     more than twice the standard deviation of a difference of two runs, sqrt(sd_a^2 + sd_b^2). An experiment
     of one run takes the largest seed-to-seed sd measured in the pipeline, and the answer says so."""
-    measured = {name: r["sd"] for name, r in seeds.items() if r["sd"] is not None}
-    if not measured:
+    sd = seed_sd((a, b), seeds)
+    if sd is None:
         return None, "not measured (one run each)"
-    largest = max(measured.values())
-    bound = 2 * (measured.get(a, largest) ** 2 + measured.get(b, largest) ** 2) ** 0.5
-    assumed = [name for name in (a, b) if name not in measured]
+    bound = 2 * sd
+    assumed = [name for name in (a, b) if seeds.get(name, {}).get("sd") is None]
     beyond = abs(difference) > bound
     text = f"{'beyond' if beyond else 'within'} seed noise (±{points(bound):.2f} points)"
     if assumed:
@@ -230,16 +239,6 @@ def claims_table(experiments: dict[str, Experiment], accuracy: dict[str, float],
 
 def of_dataset(experiments: dict[str, Experiment], dataset: str) -> dict[str, Experiment]:
     return {name: exp for name, exp in experiments.items() if exp.dataset == dataset}
-
-
-def _seed_sd(names: tuple[str, ...], seeds: dict[str, dict]) -> float | None:
-    """The seed-to-seed sd of a difference of these runs; one of a single run takes the largest sd measured
-    among the others (as seed_noise does); None when none was measured."""
-    measured = {name: seeds[name]["sd"] for name in seeds if seeds[name]["sd"] is not None}
-    if not measured:
-        return None
-    largest = max(measured.values())
-    return sum(measured.get(name, largest) ** 2 for name in names) ** 0.5
 
 
 def across_datasets(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict,
@@ -291,7 +290,7 @@ def across_datasets(experiments: dict[str, Experiment], accuracy: dict[str, floa
                 f"({code(other)}, {percent(accuracy[other])}); {verdict(paired_test(comparisons, centre, other))}."))
         (a, (ca, ta)), (b, (cb, tb)) = sorted(pairs.items(), key=lambda item: list(labels).index(item[0]))[:2]
         cost_a, cost_b = accuracy[ta] - accuracy[ca], accuracy[tb] - accuracy[cb]
-        sd = _seed_sd((ca, ta, cb, tb), seeds)
+        sd = seed_sd((ca, ta, cb, tb), seeds)
         noise = ("seed noise not measured" if sd is None else
                  f"{'beyond' if abs(cost_b - cost_a) > 2 * sd else 'within'} seed noise (±{points(2 * sd):.2f} points)")
         found.append(Markdown(
