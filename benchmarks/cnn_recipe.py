@@ -5,7 +5,8 @@
 Trains the notebook's CNN architecture with two recipes, and the small model beside them, each with
 seeds 1..N (default 3), one run after the other, each in a fresh process, through the train stage's
 own code (model, optimizer, schedule, batches, precision):
-  default: params.yaml's `cnn_translated` as it is;
+  default: params.yaml's `cnn_translated` trained for 20 epochs (DEFAULT below: the recipe that reached
+           99.10%; the default pipeline trains it 8, to spend the compute on the benchmark protocols);
   half:    the same with half of its training images (HALF below: fewer epochs, smaller batches),
            the best half-budget recipe found so far (docs/speed.md);
   small:   params.yaml's `cnn_bn_translated` (another model, cnn_bn): how much sooner it gets there.
@@ -34,6 +35,7 @@ OUTPUT = paths.CNN_RECIPE
 TARGET = 0.99
 EXPERIMENT = "cnn_translated"
 SMALL = "cnn_bn_translated"
+DEFAULT = {"epochs": 20}  # what the default recipe changes in params.yaml's cnn_translated
 # What the half recipe changes in params.yaml's cnn_translated. Smaller batches give more steps per image,
 # which is what this model is short of at half the images (docs/speed.md).
 HALF = {"epochs": 10, "batch_size": 256}
@@ -63,7 +65,7 @@ class TestScores(keras.callbacks.Callback):
 
 def recipes() -> dict[str, params.Experiment]:
     p = params.load()
-    default = p.experiment(EXPERIMENT)
+    default = p.experiment(EXPERIMENT).model_copy(update=DEFAULT)
     return {"default": default, "half": default.model_copy(update=HALF), "small": p.experiment(SMALL)}
 
 

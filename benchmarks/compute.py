@@ -54,12 +54,11 @@ def training_flops_per_image(model: keras.Model) -> float:
 
 def stage_work(p: params.Params) -> dict[str, float]:
     """FLOPs each stage of the default pipeline must do, by stage name (`dvc stage list`)."""
-    canvas = p.translate.canvas
     n_val = p.data.validation_size
     n_train = MNIST_TRAIN - n_val
     work = {}
     for name, exp in p.experiments.items():
-        side = 28 if exp.data == "centred" else canvas
+        side = p.translate.side(exp.data)
         forward = forward_flops(models.build(exp.model, (side, side, 1)))
         run = exp.epochs * (3 * forward * n_train + forward * n_val)
         if exp.max_steps:
@@ -67,11 +66,11 @@ def stage_work(p: params.Params) -> dict[str, float]:
         work[f"train@{name}"] = run
         work[f"evaluate@{name}"] = forward * MNIST_TEST
         work[f"seeds@{name}"] = (p.seeds[name] - 1) * (run + forward * MNIST_TEST)
-    offsets = (p.translate.max_offset + 1) ** 2
     for name in p.invariance.experiments:
         exp = p.experiments[name]
-        work[f"invariance@{name}"] = forward_flops(models.build(exp.model, (canvas, canvas, 1))) * \
-            p.invariance.test_digits * offsets
+        side = p.translate.side(exp.data)
+        work[f"invariance@{name}"] = forward_flops(models.build(exp.model, (side, side, 1))) * \
+            p.invariance.test_digits * (side - 27) ** 2
     return work
 
 

@@ -40,3 +40,22 @@ def draw_offsets(n: int, max_offset: int, rng: np.random.Generator) -> np.ndarra
 def centre_offsets(n: int, canvas: int) -> np.ndarray:
     """Every digit at the middle of the canvas."""
     return np.full((n, 2), (canvas - DIGIT) // 2, dtype=np.int16)
+
+
+def add_clutter(images: np.ndarray, digits: np.ndarray, pieces: int, size: int, rng: np.random.Generator) -> None:
+    """Add to each canvas, in place, `pieces` size x size pieces, each cut at a random spot of another digit
+    of `digits` (never its own) and laid at a random spot of the canvas; where pixels overlap, the brighter one
+    stays. As in Mnih et al. 2014 (RAM), section 4.1: "random 8 by 8 subpatches from other random MNIST digits"."""
+    n, canvas = len(images), images.shape[1]
+    if n < 2 or pieces == 0:
+        return
+    span = np.arange(size)
+    for _ in range(pieces):
+        source = (np.arange(n) + rng.integers(1, n, size=n)) % n  # any digit but the image's own
+        cut = rng.integers(0, DIGIT - size + 1, size=(n, 2))
+        at = rng.integers(0, canvas - size + 1, size=(n, 2))
+        rows, cols = (cut[:, :1] + span)[:, :, None], (cut[:, 1:] + span)[:, None, :]
+        piece = digits[source[:, None, None], rows, cols]
+        rows, cols = (at[:, :1] + span)[:, :, None], (at[:, 1:] + span)[:, None, :]
+        index = np.arange(n)[:, None, None]
+        images[index, rows, cols] = np.maximum(images[index, rows, cols], piece)

@@ -25,7 +25,8 @@ def as_input(images: np.ndarray) -> np.ndarray:
 
 def problem(arrays: dict[str, np.ndarray], digit_size: int | None = None) -> str | None:
     """What is wrong with images, labels and offsets named x_<split>, y_<split>, offsets_<split> (and
-    max_offset), in a few words; None when they are as the pipeline writes them."""
+    max_offset; in a cluttered file clutter and digits_train), in a few words; None when they are as the
+    pipeline writes them."""
     shapes = set()
     for name, x in arrays.items():
         if not name.startswith("x_"):
@@ -47,6 +48,14 @@ def problem(arrays: dict[str, np.ndarray], digit_size: int | None = None) -> str
         images = arrays.get("x_" + name[2:])
         if images is not None and len(images) != len(y):
             return f"{len(images)} images in x_{name[2:]} but {len(y)} labels in {name}"
+    clutter = arrays.get("clutter")  # only in a cluttered file: (pieces per image, their side)
+    if clutter is not None and (clutter.shape != (2,) or not np.issubdtype(clutter.dtype, np.integer)
+                                or clutter[0] < 0 or not 1 <= clutter[1] <= DIGIT):
+        return f"clutter is {clutter.dtype} {clutter.tolist()}, expected (pieces, side) with a side of 1 to {DIGIT}"
+    digits, labels = arrays.get("digits_train"), arrays.get("y_train")
+    if digits is not None and (digits.dtype != np.uint8 or digits.shape[1:] != (DIGIT, DIGIT)
+                               or (labels is not None and len(digits) != len(labels))):
+        return f"digits_train is {digits.dtype} of shape {digits.shape}, expected uint8 (n, 28, 28), one per label"
     max_offset = arrays.get("max_offset")
     if max_offset is not None and (max_offset.shape != () or not np.issubdtype(max_offset.dtype, np.integer)):
         return f"max_offset is {max_offset.dtype} of shape {max_offset.shape}, expected one integer"

@@ -7,10 +7,10 @@ reads the inputs, saves the figures and hands these to the template; tests feed 
 import keras
 import numpy as np
 
-from stages import document, figures, statistics
+from stages import document, figures, published, statistics
 from stages.document import Markdown, Table, code, interval, md, percent
 from stages.kinds import KINDS
-from stages.params import MODELS, Experiment
+from stages.params import MODELS, Experiment, Placing
 
 MODEL_NAMES = {name: kind.label for name, kind in KINDS.items()}
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
@@ -233,6 +233,74 @@ def claims_table(experiments: dict[str, Experiment], accuracy: dict[str, float],
                      survives))
     return Table(("comparison", "difference (points)", "test set (McNemar)", "seed to seed", "survives both"),
                  tuple(rows), (False, True, False, False, False))
+
+
+# --- beside the published benchmarks (stages/published.py) ---
+
+SMALL = 250_000  # parameters: what "a small model" may have when it is set against the papers
+
+
+def error_points(error: float) -> str:
+    return f"{error * 100:.2f}%"
+
+
+def benchmarks(experiments: dict[str, Experiment], metrics: dict[str, dict], comparisons: dict,
+               seeds: dict[str, dict], placings: dict[str, Placing]) -> list[dict]:
+    """For each placing some paper measured on: the papers' test errors, ours beside them with the 95% interval
+    and the seeds' spread, each test against a paper (Holm-adjusted over all of them), and what the best small
+    model does against the best published."""
+    tests = comparisons["published"]
+    found = []
+    for data, placing in placings.items():
+        ours = {name: exp for name, exp in experiments.items()
+                if exp.data == data and published.neighbours(exp, placings)}
+        if not ours:
+            continue
+        matched = {r for exp in ours.values() for r in published.neighbours(exp, placings)}
+        papers = [r for r in published.RESULTS if r in matched]
+        rows = [(md(r.model), md(r.paper), error_points(r.error), "—", "—", "—", "—") for r in papers]
+        for name, exp in ours.items():
+            m, runs = metrics[name], seeds[name]
+            spread = "—" if runs["runs"] == 1 else \
+                f"{error_points(1 - runs['mean'])} ({error_points(1 - runs['max'])} to {error_points(1 - runs['min'])})"
+            against = "; ".join(_against(tests[f"{name} vs {r.model} ({r.paper})"]) for r in papers
+                                if f"{name} vs {r.model} ({r.paper})" in tests)
+            rows.append((Markdown(f"{code(name)} ({MODEL_NAMES[exp.model]})"), "this pipeline",
+                         error_points(1 - m["test_accuracy"]),
+                         interval(1 - m["test_accuracy_high"], 1 - m["test_accuracy_low"]), spread,
+                         f"{m['params']:,}", Markdown(against)))
+        table = Table(("model", "source", "test error", "95% interval", "seeds: mean (range)", "parameters",
+                       "against each published error (Holm-adjusted)"), tuple(rows),
+                      (False, False, True, True, True, True, False))
+        found.append({"data": data, "dataset": next(iter(ours.values())).dataset, "placing": placing,
+                      "table": table, "papers": sorted({r.paper for r in papers}),
+                      "finding": _best_small(ours, metrics, seeds, papers, tests)})
+    return found
+
+
+def _against(test: dict) -> str:
+    lower = test["difference"] > 0  # accuracy above the paper's: error below it
+    word = ("lower than" if lower else "higher than") if test["significant"] else "level with"
+    return f"{word} {md(test['model'])} ({p_value(test['p_adjusted'])})"
+
+
+def _best_small(ours: dict[str, Experiment], metrics: dict[str, dict], seeds: dict[str, dict], papers: list,
+                tests: dict) -> Markdown | None:
+    """The sentence on the goal: the best model under SMALL parameters against the best published error."""
+    small = {name: 1 - seeds[name]["mean"] for name in ours if metrics[name]["params"] < SMALL}
+    if not small or not papers:
+        return None
+    name = min(small, key=small.get)
+    best = min(papers, key=lambda r: r.error)
+    test = tests[f"{name} vs {best.model} ({best.paper})"]
+    runs = seeds[name]["runs"]
+    measured = f"a mean error of {error_points(small[name])} over {runs} seeds" if runs > 1 else \
+        f"an error of {error_points(small[name])} (one seed)"
+    beats = "below" if small[name] < best.error else "above"
+    return Markdown(f"The best model here under {SMALL:,} parameters, {code(name)} "
+                    f"({metrics[name]['params']:,}), has {measured}, {beats} the best published, "
+                    f"{md(best.model)} ({md(best.paper)}, {error_points(best.error)}); its own run against that "
+                    f"number: {_against(test)}.")
 
 
 # --- across datasets: does what holds for digits hold for garments? ---

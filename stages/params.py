@@ -10,7 +10,7 @@ Errors are one line that names the key and what is allowed.
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -29,7 +29,6 @@ from stages.cli import StageError
 from stages.kinds import KINDS
 
 Source = Literal[registry.SOURCE_KINDS]  # type: ignore[valid-type]
-DataFile = Literal["centred", "translated"]
 Placement = Literal["fixed", "fresh", "centre"]
 MODELS: tuple[str, ...] = tuple(KINDS)
 Model = Literal[MODELS]  # type: ignore[valid-type]  (the kinds of stages/kinds.py)
@@ -78,10 +77,13 @@ class DataParams(Section):
         return sources
 
 
-class TranslateParams(Section):
+class Placing(Section):
+    """How the translate stage places each digit: on an empty canvas x canvas image at a random offset,
+    then `clutter` pieces of clutter_size x clutter_size cut from other images of the same split."""
     canvas: Annotated[int, Strict(), Field(ge=28)]
     offsets: Literal["full", "notebook"]
-    seed: Seed
+    clutter: Annotated[int, Strict(), Field(ge=0, le=100)] = 0
+    clutter_size: Annotated[int, Strict(), Field(ge=1, le=28)] = 8
 
     @property
     def max_offset(self) -> int:
@@ -89,10 +91,44 @@ class TranslateParams(Section):
         return self.canvas - 28 - (self.offsets == "notebook")
 
 
+class Protocol(Placing):
+    clutter: Annotated[int, Strict(), Field(ge=0, le=100)]  # required here: every key of params.yaml is
+    clutter_size: Annotated[int, Strict(), Field(ge=1, le=28)]
+
+
+class TranslateParams(Section):
+    canvas: Annotated[int, Strict(), Field(ge=28)]
+    offsets: Literal["full", "notebook"]
+    seed: Seed
+    protocols: dict[Name, Protocol]  # more placements, each its own file: data/translated/<dataset>/<name>.npz
+
+    @field_validator("protocols")
+    @classmethod
+    def _not_a_builtin_name(cls, protocols):
+        for name in protocols.keys() & {"centred", "translated"}:
+            raise ValueError(f"{name} = {{...}}: {name!r} is the name of one of the translate stage's own files; "
+                             "choose another name")
+        return protocols
+
+    @property
+    def max_offset(self) -> int:
+        return self.placings["translated"].max_offset
+
+    @property
+    def placings(self) -> dict[str, Placing]:
+        """Every placed data file by name: `translated` (canvas and offsets above) and each protocol."""
+        return {"translated": Placing(canvas=self.canvas, offsets=self.offsets), **self.protocols}
+
+    def side(self, data: str) -> int:
+        """The image side of data file `data` (`centred`: the 28x28 images)."""
+        return 28 if data == "centred" else self.placings[data].canvas
+
+
 class Experiment(Section):
     name: SkipJsonSchema[str] = Field("", exclude=True)  # the key in params.yaml; set by Params
     # The descriptions are what an editor shows from params.schema.json; params.yaml's comments say the same.
-    data: DataFile = Field(description="centred (28x28) or translated (canvas); validation and test use that file")
+    data: Name = Field(description="centred (28x28), translated (canvas) or a protocol of translate.protocols; "
+                                   "validation and test use that file")
     placement: Placement = Field(description="where training digits sit: fixed (as in the data file), fresh (a new "
                                              "random offset every epoch) or centre")
     model: Model = Field(description="the architecture (stages/models.py)")
@@ -148,12 +184,15 @@ class Params(Section):
             if exp.dataset not in self.datasets:
                 raise ValueError(f"experiments.{name}.dataset = {exp.dataset!r}: not in `datasets` "
                                  f"({', '.join(self.datasets)}); list it there so that it is downloaded")
-        translated = [name for name, exp in self.experiments.items() if exp.data == "translated"]
+            if exp.data != "centred" and exp.data not in self.translate.placings:
+                raise ValueError(f"experiments.{name}.data = {exp.data!r}: must be centred, translated or a protocol "
+                                 f"of translate.protocols ({', '.join(self.translate.protocols) or 'none'})")
+        translated = [name for name, exp in self.experiments.items() if exp.data != "centred"]
         names = self.invariance.experiments
         for i, name in enumerate(names):
             if name not in translated:
                 raise ValueError(f"invariance.experiments[{i}] = {name!r}: must be one of the experiments on "
-                                 f"translated data: {', '.join(translated)}")
+                                 f"translated data (any data but centred): {', '.join(translated)}")
         if len(set(names)) != len(names):
             raise ValueError(f"invariance.experiments = {list(names)}: each experiment at most once")
         for name in self.experiments.keys() - self.seeds.keys():
@@ -214,8 +253,10 @@ def _allowed_keys(loc: tuple) -> str:
             section = "experiments"
         elif section == "experiments":
             section = Experiment
-        else:
+        elif isinstance(section, type) and issubclass(section, BaseModel):
             section = section.model_fields[part].annotation
+        else:  # a mapping of names (translate.protocols): its values' model
+            section = get_args(section)[-1]
     return ", ".join(name for name, field in section.model_fields.items() if not field.exclude)
 
 
@@ -319,16 +360,18 @@ def memory_needed(p: Params) -> tuple[int, str]:
     placing, training holds the training canvases and their digits, float32 validation images and
     a batch of activations; the invariance stage places its test digits at a whole row of offsets.
     """
-    pixels = p.translate.canvas ** 2
-    needs = {"translate": 2 * (TRAIN + VALIDATION + TEST) * pixels}
+    placings = p.translate.placings.values()
+    needs = {"translate": 2 * (TRAIN + VALIDATION + TEST) * sum(placing.canvas ** 2 for placing in placings)}
     for name, exp in p.experiments.items():
+        pixels = p.translate.side(exp.data) ** 2
         kind = KINDS[exp.model]
         data = (2 * TRAIN + VALIDATION + TEST) * pixels + 4 * VALIDATION * pixels
         activations = 3 * 4 * exp.batch_size * pixels * kind.activations_per_pixel
         weights = 4 * 4 * (kind.weights_per_pixel * pixels + kind.fixed_weights)
         needs[f"train@{name}"] = data + activations + weights
-    rows = p.translate.canvas - 27
-    needs["invariance"] = 5 * p.invariance.test_digits * rows * pixels if p.invariance.experiments else 0
+    for name in p.invariance.experiments:
+        side = p.translate.side(p.experiments[name].data)
+        needs[f"invariance@{name}"] = 5 * p.invariance.test_digits * (side - 27) * side ** 2
     stage = max(needs, key=needs.get)
     return RUNTIME_BYTES + needs[stage], stage
 
@@ -344,9 +387,13 @@ def readable(size: float) -> str:
 def check_fits(p: Params, memory: int) -> None:
     needed, stage = memory_needed(p)
     if needed > memory:
-        raise ParamsError(f"translate.canvas = {p.translate.canvas}: {stage} would need at least {readable(needed)} of "
+        _, _, experiment = stage.partition("@")
+        data = p.experiments[experiment].data if experiment else max(p.translate.placings, key=p.translate.side)
+        data = "translated" if data == "centred" else data
+        key = "translate.canvas" if data == "translated" else f"translate.protocols.{data}.canvas"
+        raise ParamsError(f"{key} = {p.translate.side(data)}: {stage} would need at least {readable(needed)} of "
                           f"memory and this machine has {readable(memory)}; choose a smaller canvas (or smaller "
-                          f"batch_size or invariance.test_digits)")
+                          "batch_size or invariance.test_digits)")
 
 
 def load(path: Path = paths.PARAMS) -> Params:

@@ -45,9 +45,14 @@ def raw_record(dataset: str) -> Path:
     return inside(RAW, f"{dataset}.json")
 
 
+def dataset_dir(of: str) -> Path:
+    """The translate stage's files of one dataset (`mnist`)."""
+    return inside(DATASET_DIR, of)
+
+
 def dataset(of: str, name: str) -> Path:
-    """Of one dataset (`mnist`): `centred` (28x28 images) or `translated` (images on the canvas)."""
-    return inside(inside(DATASET_DIR, of), f"{name}.npz")
+    """Of one dataset: `centred` (28x28 images), `translated` (images on the canvas) or a protocol's file."""
+    return inside(dataset_dir(of), f"{name}.npz")
 
 
 def model(experiment: str) -> Path:

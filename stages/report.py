@@ -179,7 +179,9 @@ def dataset_section(dataset: str, p: params.Params, metrics: dict[str, dict], co
                     seeds: dict[str, dict], invariance: dict[str, dict]) -> dict:
     """One dataset's part of the report: its examples, its experiments, their comparisons and invariance."""
     entry = registry.entry(dataset)
-    experiments = findings.of_dataset(p.experiments, dataset)
+    # The benchmark protocols' experiments have a part of their own ("Published benchmarks").
+    experiments = {name: exp for name, exp in findings.of_dataset(p.experiments, dataset).items()
+                   if exp.data in ("centred", "translated")}
     tests = {data: load_test_set(dataset, data) for data in ("centred", "translated")}
     digit_size = tests["centred"]["x_test"].shape[1]
     accuracy = {name: metrics[name]["test_accuracy"] for name in experiments}
@@ -199,6 +201,25 @@ def dataset_section(dataset: str, p: params.Params, metrics: dict[str, dict], co
     }
 
 
+def benchmarks_section(p: params.Params, metrics: dict[str, dict], comparisons: dict,
+                       seeds: dict[str, dict]) -> list[dict]:
+    """Each protocol some paper measured on: an example figure, the papers' errors and ours beside them."""
+    found = findings.benchmarks(p.experiments, metrics, comparisons, seeds, p.translate.placings)
+    for part in found:
+        dataset = part["dataset"]
+        entry = registry.entry(dataset)
+        part |= {"label": entry.label, "item": entry.item, "figure": None}
+        if part["data"] == "translated":  # its examples are in the dataset's own part
+            continue
+        test = load_test_set(dataset, part["data"])
+        x, y = test["x_test"], test["y_test"]
+        names = None if entry.classes == tuple("0123456789") else entry.classes
+        fig = figures.examples(x, y, f"{entry.label} test examples of {part['data']} ({x.shape[1]}×{x.shape[2]})",
+                               test["offsets_test"], datasets.DIGIT, names=names)
+        part["figure"] = save_figure(f"examples_{part['data']}_{dataset}", fig)
+    return found
+
+
 def build(p: params.Params) -> dict:
     """The template's context: every number, table, figure and finding of the report."""
     metrics = {name: files.read_json(paths.metrics(name), schema=schemas.Metrics) for name in p.experiments}
@@ -215,6 +236,8 @@ def build(p: params.Params) -> dict:
         "original_tested": sum("p_value" in test for test in comparisons["original"].values()),
         "datasets": [dataset_section(d, p, metrics, comparisons, seeds, invariance) for d in used],
         "seeds": findings.seed_table(seeds),
+        "benchmarks": benchmarks_section(p, metrics, comparisons, seeds),
+        "published_tested": len(comparisons["published"]),
         "across": findings.across_datasets(p.experiments, accuracy, comparisons, seeds, labels)
         if len(used) > 1 else None,
     }

@@ -137,12 +137,22 @@ class Original(Record):
     p_adjusted: Fraction | None = None
 
 
+class Versus(Adjusted):
+    """An experiment against a paper's published error (stages/published.py)."""
+    experiment: Annotated[str, Field(max_length=40)]
+    paper: Annotated[str, Field(max_length=80)]
+    model: Annotated[str, Field(max_length=60)]
+    published_error: Fraction
+    difference: Annotated[float, Field(ge=-1, le=1)]
+
+
 class Comparisons(Record):
     """reports/comparisons.json, written by compare."""
     test_digits: Annotated[int, Field(ge=1)]
     level: Fraction
     pairs: dict[str, Pair]
     original: dict[str, Original]
+    published: dict[str, Versus]
 
 
 class CheckpointState(Record):

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from stages import datasets, files, models, paths, schemas
-from stages.canvas import centre_offsets, draw_offsets, extract, place
+from stages.canvas import add_clutter, centre_offsets, draw_offsets, extract, place
 from stages.cli import StageError
 from stages.params import Experiment
 
@@ -43,15 +43,17 @@ class TrainBatches(keras.utils.PyDataset):
     float32 took longer than placing the digits, and four times the memory.
     """
 
-    def __init__(self, images, labels, offsets, placement: str, batch_size: int, seed: int, max_offset: int):
+    def __init__(self, images, labels, offsets, placement: str, batch_size: int, seed: int, max_offset: int,
+                 clutter: tuple[int, int] = (0, 0), digits=None):
         super().__init__()
         self.labels = labels.astype(np.int32)
         self.placement, self.batch_size, self.seed, self.max_offset = placement, batch_size, seed, max_offset
+        self.clutter = clutter  # (pieces, side): drawn afresh with the offsets, as the translate stage drew it
         self.canvas = images.shape[1]
         if placement == "fixed":
             self.fixed_images = images
         else:
-            self.digits = extract(images, offsets)
+            self.digits = extract(images, offsets) if digits is None else digits  # a cluttered file's own
         self.steps_per_epoch = math.ceil(len(labels) / batch_size)
         self.first_epoch = 0
         self._epoch, self._images, self._order = None, None, None
@@ -59,8 +61,9 @@ class TrainBatches(keras.utils.PyDataset):
     @classmethod
     def of(cls, exp: Experiment, data: dict[str, np.ndarray]) -> "TrainBatches":
         """The training batches of experiment `exp` from its dataset file's arrays."""
+        clutter = tuple(int(n) for n in data["clutter"]) if "clutter" in data else (0, 0)
         return cls(data["x_train"], data["y_train"], data["offsets_train"], exp.placement, exp.batch_size,
-                   exp.seed, int(data["max_offset"]))
+                   exp.seed, int(data["max_offset"]), clutter, data.get("digits_train"))
 
     @property
     def num_batches(self):
@@ -77,6 +80,7 @@ class TrainBatches(keras.utils.PyDataset):
         else:
             offsets = centre_offsets(len(self.digits), self.canvas)
         self._images = place(self.digits, offsets, self.canvas)
+        add_clutter(self._images, self.digits, *self.clutter, rng)
 
     def __getitem__(self, index: int):
         epoch, step = divmod(index, self.steps_per_epoch)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from stages import files, translate
-from stages.params import Experiment, TranslateParams
+from stages.params import Experiment, Placing
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def write_datasets(folder, n_train=600, n_val=200, n_test=200, canvas=32):
              (("train", n_train, 1), ("val", n_val, 2), ("test", n_test, 3))}
     files.save_npz(folder / "centred.npz", **translate.centred(parts))
     files.save_npz(folder / "translated.npz",
-                   **translate.translate(parts, TranslateParams(canvas=canvas, offsets="full", seed=0)))
+                   **translate.translate(parts, Placing(canvas=canvas, offsets="full"), 0))
 
 
 def experiment(**changes) -> Experiment:
@@ -80,10 +80,12 @@ def tiny_data(tmp_path):
 
 # --- a whole small project ------------------------------------------------------------------
 
-# One experiment per model, covering both data files and the three placements, and two of the
-# second dataset's (so that the report compares datasets); a grid for each dataset.
+# One experiment per model, covering both data files and the three placements, two of the second
+# dataset's (so that the report compares datasets) and one on each benchmark protocol (60x60, plain and
+# cluttered, so that the report sets them beside the papers); a grid for each dataset.
 SMALL_EXPERIMENTS = ("linear_mnist", "mlp_translated", "cnn_centre", "cnn_gap_translated", "cnn_bn_translated",
-                     "fashion_mlp_translated", "fashion_cnn_gap_translated")
+                     "fashion_mlp_translated", "fashion_cnn_gap_translated", "cnn_bn_translated60",
+                     "cnn_bn_cluttered60")
 SMALL_GRIDS = ["mlp_translated", "cnn_centre", "fashion_cnn_gap_translated"]
 
 

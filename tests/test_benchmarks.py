@@ -78,7 +78,9 @@ def test_levers_take_medians_of_rounds_and_of_ratios_within_a_round_and_report_f
 def test_the_half_recipe_is_the_default_with_at_most_half_its_images_and_the_same_model():
     recipes = cnn_recipe.recipes()
     default, half = recipes["default"], recipes["half"]
-    assert default == params.load(REPO / "params.yaml").experiment("cnn_translated")
+    # the notebook CNN's settings of params.yaml, for the 20 epochs that reached 99.10%
+    assert default == params.load(REPO / "params.yaml").experiment("cnn_translated").model_copy(
+        update=cnn_recipe.DEFAULT) and default.epochs == 20
     # every epoch is one pass over the same training digits, so images seen go with epochs
     assert half.epochs <= default.epochs / 2
     assert half.model == default.model == "cnn" and half.data == default.data

@@ -6,9 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from stages import compare, params, paths, predictions, statistics
+from stages import compare, params, paths, predictions, published, statistics
 from stages.files import InputError
-from tests.conftest import REPO
+from tests.conftest import REPO, experiment
 
 N = 10_000
 LABELS = np.arange(N) % 10
@@ -40,10 +40,18 @@ def project(tmp_path, monkeypatch):
 def test_every_two_experiments_get_mcnemars_test_on_the_same_digits(project):
     compare.main()
     result = json.loads(paths.COMPARISONS.read_text())
-    per_dataset = [sum(exp.dataset == d for exp in params.load().experiments.values()) for d in params.load().datasets]
-    assert result["test_digits"] == N and len(result["pairs"]) == sum(n * (n - 1) // 2 for n in per_dataset)
-    experiments = params.load().experiments
-    assert all(experiments[a].dataset == experiments[b].dataset  # other datasets, other test images
+    p = params.load()
+    experiments, protocols = p.experiments, p.translate.protocols
+
+    def question(exp):  # a dataset, and a benchmark protocol's experiments apart from the rest
+        return exp.dataset, exp.data if exp.data in protocols else None
+
+    sizes = {}
+    for exp in experiments.values():
+        sizes[question(exp)] = sizes.get(question(exp), 0) + 1
+    assert len(sizes) > len(p.datasets)  # the default params ask more than one question of MNIST
+    assert result["test_digits"] == N and len(result["pairs"]) == sum(n * (n - 1) // 2 for n in sizes.values())
+    assert all(question(experiments[a]) == question(experiments[b])  # other datasets, other test images
                for a, _, b in (pair.partition(" vs ") for pair in result["pairs"]))
     pair = result["pairs"]["linear_mnist vs mlp_translated"]
     assert (pair["only_first"], pair["only_second"]) == (999, 1) and pair["significant"]
@@ -93,3 +101,39 @@ def test_a_raw_p_below_five_percent_is_not_significant_once_adjusted():
     assert tests["b"]["p_adjusted"] == pytest.approx(0.06) and not tests["b"]["significant"]
     assert tests["a"]["p_adjusted"] == pytest.approx(0.06) and not tests["a"]["significant"]
     assert tests["c"]["p_adjusted"] == pytest.approx(0.5)
+
+
+def test_every_experiment_is_tested_against_each_paper_measured_as_it_is_tested_and_no_other(project):
+    compare.main()
+    tests = json.loads(paths.COMPARISONS.read_text())["published"]
+    p = params.load()
+    expected = {(name, r.model) for name, exp in p.experiments.items()
+                for r in published.neighbours(exp, p.translate.placings)}
+    assert {(t["experiment"], t["model"]) for t in tests.values()} == expected
+    # the papers' canvases: 40x40 (capsules) and 60x60 (RAM; spatial transformers only where cluttered)
+    assert ("cnn_bn_cluttered60", "ST-CNN") in expected and ("cnn_bn_translated60", "ST-CNN") not in expected
+    assert ("cnn_bn_translated60", "RAM, 8 glimpses") in expected and ("cnn_bn_translated", "CapsNet") in expected
+    assert not any(name.endswith("centre") or p.experiments[name].data == "centred" for name, _ in expected)
+    # every test made against an error published for 10,000 test digits, Holm-adjusted as one family
+    test = tests["cnn_bn_cluttered60 vs ST-CNN (Jaderberg et al. 2015 (spatial transformers), section 4.1)"]
+    assert test["difference"] == pytest.approx(1 - 0.983)  # no mistake here, against 1.7% there
+    assert test["p_value"] == pytest.approx(statistics.two_proportions(N, N, 9830, N))
+    assert {t["family"] for t in tests.values()} == {len(tests)}
+    assert all(t["p_adjusted"] >= t["p_value"] for t in tests.values())
+
+
+@pytest.mark.parametrize("canvas, clutter, size, models", [
+    (60, 0, 8, {"fully connected, 2 layers of 256", "convolutional, 2 layers", "RAM, 8 glimpses"}),
+    (60, 4, 8, {"convolutional, 2 layers", "RAM, 8 glimpses", "CNN", "ST-CNN"}),
+    (60, 4, 6, {"CNN", "ST-CNN"}),  # RAM's pieces are 8x8: another protocol; spatial transformers' are their own
+    (60, 2, 8, {"CNN", "ST-CNN"}),
+    (40, 0, 8, {"CNN (baseline)", "CapsNet"}),
+    (40, 4, 8, set()),
+    (48, 0, 8, set()),
+])
+def test_published_results_are_matched_by_canvas_and_clutter_not_by_name(canvas, clutter, size, models):
+    placing = params.Placing(canvas=canvas, offsets="full", clutter=clutter, clutter_size=size)
+    exp = experiment(data="anything")
+    assert {r.model for r in published.neighbours(exp, {"anything": placing})} == models
+    assert published.neighbours(experiment(data="anything", placement="centre"), {"anything": placing}) == ()
+    assert published.neighbours(experiment(data="anything", dataset="fashion_mnist"), {"anything": placing}) == ()

@@ -24,10 +24,15 @@ def test_a_canvas_that_cannot_fit_in_memory_is_refused_with_the_figure():
     p = params.load(REPO / "params.yaml")
     needed, stage = params.memory_needed(p)
     params.check_fits(p, memory=needed)
-    with pytest.raises(params.ParamsError, match=f"translate.canvas = 40: {stage} would need at least "
+    data = p.experiments[stage.partition("@")[2]].data if "@" in stage else "translated"
+    key = "translate.canvas" if data == "translated" else f"translate.protocols.{data}.canvas"
+    with pytest.raises(params.ParamsError, match=f"{key} = {p.translate.side(data)}: {stage} would need at least "
                                                  f"{params.readable(needed)} of memory and this machine has"):
         params.check_fits(p, memory=needed - 1)
-    larger = p.model_copy(update={"translate": p.translate.model_copy(update={"canvas": 80})})
+    doubled = {name: protocol.model_copy(update={"canvas": 2 * protocol.canvas})
+               for name, protocol in p.translate.protocols.items()}
+    larger = p.model_copy(update={"translate": p.translate.model_copy(update={"canvas": 2 * p.translate.canvas,
+                                                                              "protocols": doubled})})
     data = params.memory_needed(larger)[0] - params.RUNTIME_BYTES, needed - params.RUNTIME_BYTES
     assert data[0] > 3 * data[1]  # canvas-sized images dominate: twice the side, about four times the memory
 
@@ -66,3 +71,40 @@ def test_the_schema_accepts_the_committed_params_and_refuses_what_the_models_ref
             jsonschema.validate(bad, schema)
         with pytest.raises(params.ParamsError):
             params.parse(bad)
+
+
+def raw_params() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda raw: raw["experiments"]["mlp_translated"].update(data="cluttered99"),
+     "experiments.mlp_translated.data = 'cluttered99': must be centred, translated or a protocol of "
+     "translate.protocols (translated60, cluttered60)"),
+    (lambda raw: raw["translate"]["protocols"].update(translated={"canvas": 40, "offsets": "full", "clutter": 0,
+                                                                   "clutter_size": 8}),
+     "translate.protocols.translated = {...}: 'translated' is the name of one of the translate stage's own files"),
+    (lambda raw: raw["translate"]["protocols"]["cluttered60"].pop("clutter_size"),
+     "translate.protocols.cluttered60.clutter_size: missing; required keys: canvas, offsets, clutter, clutter_size"),
+    (lambda raw: raw["translate"]["protocols"]["cluttered60"].update(clutter_size=29),
+     "translate.protocols.cluttered60.clutter_size = 29"),
+    (lambda raw: raw["translate"]["protocols"]["cluttered60"].update(clutter=-1),
+     "translate.protocols.cluttered60.clutter = -1"),
+    (lambda raw: raw["translate"]["protocols"]["cluttered60"].update(glitter=1),
+     "translate.protocols.cluttered60.glitter: unknown key; allowed: canvas, offsets, clutter, clutter_size"),
+    (lambda raw: raw["translate"]["protocols"].update({"Big": raw["translate"]["protocols"]["cluttered60"]}),
+     "translate.protocols: the name 'Big' is not allowed"),
+])
+def test_a_protocol_or_a_data_file_that_does_not_exist_is_one_line_naming_the_key(change, message):
+    raw = raw_params()
+    change(raw)
+    with pytest.raises(params.ParamsError) as error:
+        params.parse(raw)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_every_experiment_reads_the_image_side_of_its_own_data_file():
+    p = params.load(REPO / "params.yaml")
+    assert p.translate.side("centred") == 28 and p.translate.side("translated") == p.translate.canvas
+    assert p.translate.side("cluttered60") == 60 and p.translate.placings["cluttered60"].max_offset == 32
+    assert set(p.translate.placings) == {"translated", *p.translate.protocols}

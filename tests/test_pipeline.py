@@ -38,8 +38,13 @@ def test_repro_runs_every_stage_and_writes_every_declared_output(project):
     study = json.loads((root / "reports/metrics/seeds/linear_mnist.json").read_text())
     assert study["seeds"] == [1, 2] and study["sd"] is not None
     comparisons = json.loads((root / "reports/comparisons.json").read_text())
-    per_dataset = [sum(exp["dataset"] == d for exp in params["experiments"].values()) for d in params["datasets"]]
-    assert len(comparisons["pairs"]) == sum(n * (n - 1) // 2 for n in per_dataset)
+    # every two experiments of one dataset, a benchmark protocol's among themselves
+    questions = [(exp["dataset"], exp["data"] if exp["data"] in params["translate"]["protocols"] else None)
+                 for exp in params["experiments"].values()]
+    per_question = [questions.count(q) for q in set(questions)]
+    assert len(comparisons["pairs"]) == sum(n * (n - 1) // 2 for n in per_question) and len(per_question) == 4
+    assert {test["experiment"] for test in comparisons["published"].values()} == {"cnn_bn_translated60",
+                                                                                  "cnn_bn_cluttered60"}
     for name in params["experiments"]:
         assert (root / f"data/models/{name}.keras").stat().st_size > 0
         metrics = json.loads((root / f"reports/metrics/{name}.json").read_text())

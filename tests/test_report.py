@@ -70,7 +70,8 @@ def test_a_hostile_experiment_name_shows_as_written_in_headings_tables_sentences
             "invariance": None}
     markdown = document.render(
         "report.md.j2", results=findings.results_table(experiments, metrics, {}), pairs_tested=1, original_tested=0,
-        datasets=[data], seeds=findings.seed_table({name: seed_runs(0.8, None) for name in experiments}), across=None)
+        datasets=[data], seeds=findings.seed_table({name: seed_runs(0.8, None) for name in experiments}), across=None,
+        benchmarks=[], published_tested=0)
     page = document.to_html(markdown, tmp_path)
 
     # In the Markdown: a code span fenced past the name's backtick, or every special character escaped.
@@ -107,13 +108,14 @@ def reported(project_copy, monkeypatch):
 def test_report_stage_writes_every_figure_it_links_and_embeds_them_all(reported):
     markdown = paths.REPORT_MD.read_text(encoding="utf-8")
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    per_experiment = [f"{kind}_{name}.png" for name in reported["experiments"]
-                      for kind in ("curves", "confusion", "errors")]
+    own_part = [name for name, exp in reported["experiments"].items() if exp["data"] in ("centred", "translated")]
+    per_experiment = [f"{kind}_{name}.png" for name in own_part for kind in ("curves", "confusion", "errors")]
+    per_protocol = ["examples_translated60_mnist.png", "examples_cluttered60_mnist.png"]
     per_dataset = [f"{kind}_{dataset}.png" for dataset in reported["datasets"]
                    for kind in ("examples", "examples_translated", "invariance_maps", "invariance_distance",
                                 "invariance_consistency")]
     assert {p.split("/")[-1] for p in linked} == {
-        "weights_linear_mnist.png", *per_dataset, *per_experiment,
+        "weights_linear_mnist.png", *per_dataset, *per_experiment, *per_protocol,
         *(f"{kind}_{name}.png" for name in ("cnn_centre", "cnn_gap_translated", "cnn_bn_translated",
                                             "fashion_cnn_gap_translated")
           for kind in ("cnn_kernels", "cnn_feature_maps"))}
@@ -134,6 +136,10 @@ def test_report_stage_writes_every_figure_it_links_and_embeds_them_all(reported)
     for name in reported["experiments"]:
         metrics = files.read_json(paths.metrics(name))
         assert f"{metrics['test_accuracy']:.2%}" in text and f"{metrics['params']:,}" in text
+        if name not in own_part:  # a benchmark protocol's: in the published benchmarks' table, as an error
+            assert f"`{name}`" in markdown.partition("## Published benchmarks")[2]
+            assert f"{(1 - metrics['test_accuracy']) * 100:.2f}%" in text
+            continue
         rows = np.loadtxt(paths.predictions(name), delimiter=",", skiprows=1, ndmin=2)
         wrong = int(np.sum(rows[:, 1] != rows[:, 2]))
         assert f"{wrong:,} of {len(rows):,} test images are off the diagonal." in text
@@ -142,6 +148,15 @@ def test_report_stage_writes_every_figure_it_links_and_embeds_them_all(reported)
                     "## Fashion-MNIST: is the CNN translation invariant?", "## Across datasets"):
         assert heading in markdown
     assert "rank 1" in markdown and "garments" not in markdown.partition("## Fashion-MNIST")[0]
+    # each benchmark protocol beside the papers measured on it, and only those
+    benchmarks = markdown.partition("## Published benchmarks")[2].partition("## How much of it is noise")[0]
+    for heading in ("### MNIST on a 60×60 canvas (`translated60`)", "### MNIST on a 60×60 canvas, cluttered "
+                    "(`cluttered60`)"):
+        assert heading in benchmarks
+    plain, cluttered = benchmarks.split("### MNIST on a 60×60 canvas, cluttered")
+    assert "RAM, 8 glimpses | Mnih et al. 2014 (RAM), Table 1 | 1.20%" in plain and "ST-CNN" not in plain
+    assert "ST-CNN" in cluttered and "4.04%" in cluttered and "1.20%" not in cluttered
+    assert "The best model here under 250,000 parameters, `cnn_bn_cluttered60`" in " ".join(cluttered.split())
     # the speed measurements have their own page
     assert "## Speed" in markdown and "[speed.md](speed.md)" in markdown and "reports/benchmarks" not in markdown
 

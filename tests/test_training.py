@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from stages import datasets, files, training
-from tests.conftest import experiment
+from stages import datasets, files, training, translate
+from stages.params import Placing
+from tests.conftest import experiment, synthetic_digits
 
 
 def run(exp, folder, checkpoints="checkpoints", fingerprint=None):
@@ -191,6 +192,20 @@ def test_fresh_placement_draws_new_offsets_every_epoch_and_keeps_labels(tiny_dat
     again = training.TrainBatches.of(exp, data)
     again.first_epoch = 1
     assert np.array_equal(again[0][0], x1)  # epoch 1's data do not depend on what came before
+
+
+def test_fresh_placement_of_a_cluttered_file_draws_new_clutter_around_the_clean_digits():
+    parts = {"train": synthetic_digits(300, 1), "val": synthetic_digits(50, 2)}
+    data = translate.translate(parts, Placing(canvas=48, offsets="full", clutter=4, clutter_size=8), 0, "c48")
+    exp = experiment(placement="fresh", batch_size=300, seed=3)
+    cluttered = training.TrainBatches.of(exp, data)
+    assert np.array_equal(cluttered.digits, parts["train"][0])  # the clean digits, not cut from the canvas
+    plain = training.TrainBatches.of(exp, {name: a for name, a in data.items() if name != "clutter"})
+    (x0, y0), (x1, _) = cluttered[0], cluttered[1]  # one batch = one whole epoch here
+    (p0, q0) = plain[0]
+    assert np.array_equal(y0, q0) and (x0 >= p0).all()  # the same digits at the same offsets, clutter added
+    assert ((x0 - p0).sum(axis=(1, 2, 3)) > 0).mean() > 0.5
+    assert not np.array_equal(x0, x1)  # new offsets and new clutter every epoch
 
 
 def test_centre_placement_puts_every_digit_in_the_middle(tiny_data):
