@@ -85,11 +85,16 @@ def save_figure(name: str, fig) -> Path:
     return path.relative_to(paths.REPORT_MD.parent)
 
 
+def class_names(entry: registry.Dataset) -> tuple[str, ...] | None:
+    """The names the example figures give labels; None for digits, which say "label 7" as they always did."""
+    return None if entry.classes == tuple("0123456789") else entry.classes
+
+
 def examples_section(test: dict[str, np.ndarray], dataset: str, digit_size: int, translated: bool) -> dict:
     x, y = test["x_test"], test["y_test"]
     h, w = x.shape[1:]
     entry = registry.entry(dataset)
-    names = None if entry.classes == tuple("0123456789") else entry.classes  # digits say "label 7" as they did
+    names = class_names(entry)
     if translated:
         fig = figures.examples(x, y, f"Translated {entry.label} examples ({h}×{w} canvas)", test["offsets_test"],
                                digit_size, names=names)
@@ -213,9 +218,8 @@ def benchmarks_section(p: params.Params, metrics: dict[str, dict], comparisons: 
             continue
         test = load_test_set(dataset, part["data"])
         x, y = test["x_test"], test["y_test"]
-        names = None if entry.classes == tuple("0123456789") else entry.classes
         fig = figures.examples(x, y, f"{entry.label} test examples of {part['data']} ({x.shape[1]}×{x.shape[2]})",
-                               test["offsets_test"], datasets.DIGIT, names=names)
+                               test["offsets_test"], datasets.DIGIT, names=class_names(entry))
         part["figure"] = save_figure(f"examples_{part['data']}_{dataset}", fig)
     return found
 
