@@ -6,7 +6,8 @@ Trains the notebook's CNN architecture with two recipes, and the small model bes
 seeds 1..N (default 3), one run after the other, each in a fresh process, through the train stage's
 own code (model, optimizer, schedule, batches, precision):
   default: params.yaml's `cnn_translated` trained for 20 epochs (DEFAULT below: the recipe that reached
-           99.10%; the default pipeline trains it 8, to spend the compute on the benchmark protocols);
+           99.10%; the default pipeline trains it 3, to spend the compute on the benchmark protocols
+           and on seeds);
   half:    the same with half of its training images (HALF below: fewer epochs, smaller batches),
            the best half-budget recipe found so far (docs/speed.md);
   small:   params.yaml's `cnn_bn_translated` (another model, cnn_bn): how much sooner it gets there.

@@ -205,7 +205,10 @@ def seed_sd(names: tuple[str, ...], seeds: dict[str, dict]) -> float | None:
 def seed_noise(a: str, b: str, difference: float, seeds: dict[str, dict]) -> tuple[bool | None, str]:
     """Could two single runs differ this much by their seeds alone? Beyond seed noise when the difference is
     more than twice the standard deviation of a difference of two runs, sqrt(sd_a^2 + sd_b^2). An experiment
-    of one run takes the largest seed-to-seed sd measured in the pipeline, and the answer says so."""
+    of one run takes the largest seed-to-seed sd measured in the pipeline, and the answer says so. When both
+    have a seed study, the claim is made over their seeds instead (over_seeds)."""
+    if all(seeds.get(name, {}).get("sd") is not None for name in (a, b)):
+        return over_seeds(seeds[a], seeds[b])
     sd = seed_sd((a, b), seeds)
     if sd is None:
         return None, "not measured (one run each)"
@@ -216,6 +219,21 @@ def seed_noise(a: str, b: str, difference: float, seeds: dict[str, dict]) -> tup
     if assumed:
         text += f", taking {' and '.join(map(code, assumed))} to vary like the most variable measured"
     return beyond, Markdown(text)
+
+
+def over_seeds(a: dict, b: dict) -> tuple[bool, str]:
+    """Do the seed studies of two experiments differ beyond their seeds? Beyond when their means differ by more
+    than twice the sd of a difference of means, sqrt(sd_a^2 / n_a + sd_b^2 / n_b), and every run of the one
+    is above every run of the other (by chance alone, with 3 runs each, 1 time in 20 for a given side)."""
+    difference = a["mean"] - b["mean"]
+    bound = 2 * (a["sd"] ** 2 / a["runs"] + b["sd"] ** 2 / b["runs"]) ** 0.5
+    apart = a["min"] > b["max"] if difference > 0 else b["min"] > a["max"]
+    beyond = abs(difference) > bound and apart
+    runs = f"{a['runs']} and {b['runs']} seeds" if a["runs"] != b["runs"] else f"{a['runs']} seeds each"
+    text = (f"over {runs}, means {difference * 100:+.2f} points apart: {'beyond' if beyond else 'within'} seed noise "
+            f"(±{points(bound):.2f} points); {'every' if apart else 'not every'} run of the better above every run "
+            "of the other")
+    return beyond, text
 
 
 def claims_table(experiments: dict[str, Experiment], accuracy: dict[str, float], comparisons: dict,
@@ -272,9 +290,10 @@ def benchmarks(experiments: dict[str, Experiment], metrics: dict[str, dict], com
         table = Table(("model", "source", "test error", "95% interval", "seeds: mean (range)", "parameters",
                        "against each published error (Holm-adjusted)"), tuple(rows),
                       (False, False, True, True, True, True, False))
+        alike = measured_alike(experiments, seeds, ours)
         found.append({"data": data, "dataset": next(iter(ours.values())).dataset, "placing": placing,
                       "table": table, "papers": sorted({r.paper for r in papers}),
-                      "finding": _best_small(ours, metrics, seeds, papers, tests)})
+                      "finding": _best_small(ours, metrics, seeds, papers, tests, alike)})
     return found
 
 
@@ -284,9 +303,34 @@ def _against(test: dict) -> str:
     return f"{word} {md(test['model'])} ({p_value(test['p_adjusted'])})"
 
 
+def measured_alike(experiments: dict[str, Experiment], seeds: dict[str, dict],
+                   ours: dict[str, Experiment]) -> dict[str, dict]:
+    """The seed studies of the dataset of `ours`: what a run of one seed there is taken to vary like."""
+    dataset = next(iter(ours.values())).dataset
+    return {name: runs for name, runs in seeds.items() if experiments[name].dataset == dataset}
+
+
+def seeds_against(name: str, error: float, paper_error: float, alike: dict[str, dict]) -> str:
+    """Could the seeds move our side of the goal sentence across the paper's number?"""
+    runs = alike[name]
+    if runs["runs"] > 1:
+        low, high = 1 - runs["max"], 1 - runs["min"]
+        if low < paper_error < high:
+            return " Its runs fall on both sides of that number."
+        return f" Every one of its {runs['runs']} runs is {'below' if high < paper_error else 'above'} that number."
+    sd = seed_sd((name,), alike)
+    if sd is None:
+        return " How far another seed would move it is not measured."
+    gap, bound = abs(error - paper_error), 2 * sd
+    return (f" Its one run is {points(gap):.2f} points from that number, {'beyond' if gap > bound else 'within'} "
+            f"seed noise (±{points(bound):.2f} points, taking it to vary like the most variable experiment measured "
+            "on its dataset).")
+
+
 def _best_small(ours: dict[str, Experiment], metrics: dict[str, dict], seeds: dict[str, dict], papers: list,
-                tests: dict) -> Markdown | None:
-    """The sentence on the goal: the best model under SMALL parameters against the best published error."""
+                tests: dict, alike: dict[str, dict]) -> Markdown | None:
+    """The sentence on the goal: the best model under SMALL parameters against the best published error, and
+    whether its seeds could reverse that."""
     small = {name: 1 - seeds[name]["mean"] for name in ours if metrics[name]["params"] < SMALL}
     if not small or not papers:
         return None
@@ -300,7 +344,7 @@ def _best_small(ours: dict[str, Experiment], metrics: dict[str, dict], seeds: di
     return Markdown(f"The best model here under {SMALL:,} parameters, {code(name)} "
                     f"({metrics[name]['params']:,}), has {measured}, {beats} the best published, "
                     f"{md(best.model)} ({md(best.paper)}, {error_points(best.error)}); its own run against that "
-                    f"number: {_against(test)}.")
+                    f"number: {_against(test)}." + seeds_against(name, small[name], best.error, alike))
 
 
 # --- across datasets: does what holds for digits hold for garments? ---

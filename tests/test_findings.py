@@ -135,12 +135,42 @@ def test_seed_table_says_which_noise_is_larger():
 
 def test_seed_noise_bounds_a_difference_of_two_runs_and_names_what_it_assumes():
     study = {"a": seed_runs(0.95, 0.003), "b": seed_runs(0.96, 0.004), "c": seed_runs(0.97, None)}
-    # two runs of a and b differ by their seeds alone with sd sqrt(0.3^2 + 0.4^2) = 0.5 points: bound 1.00
-    assert findings.seed_noise("a", "b", 0.0101, study) == (True, "beyond seed noise (±1.00 points)")
-    assert findings.seed_noise("a", "b", -0.0099, study) == (False, "within seed noise (±1.00 points)")
-    beyond, text = findings.seed_noise("c", "a", 0.02, study)  # c has one run: it takes b's 0.4, the largest
+    # c has one run: it takes b's 0.4, the largest; two runs of c and a differ by their seeds alone with sd
+    # sqrt(0.4^2 + 0.3^2) = 0.5 points: bound 1.00
+    beyond, text = findings.seed_noise("c", "a", 0.0101, study)
     assert beyond and text == "beyond seed noise (±1.00 points), taking `c` to vary like the most variable measured"
+    assert findings.seed_noise("a", "c", -0.0099, study)[0] is False
     assert findings.seed_noise("c", "c", 0.5, {"c": seed_runs(0.9, None)}) == (None, "not measured (one run each)")
+
+
+def test_two_seed_studies_are_compared_by_their_means_and_by_whether_their_runs_overlap():
+    study = {"a": seed_runs(0.97, 0.003), "b": seed_runs(0.96, 0.004), "c": seed_runs(0.95, None)}
+    # means 1.00 point apart against 2 * sqrt(0.3^2 / 3 + 0.4^2 / 3) = 0.58; runs 96.7-97.3 and 95.6-96.4
+    assert findings.seed_noise("a", "b", 0.0, study) == (
+        True, "over 3 seeds each, means +1.00 points apart: beyond seed noise (±0.58 points); every run of the better "
+              "above every run of the other")
+    beyond, text = findings.seed_noise("b", "a", 0.0, study)  # the sign follows the order; the judgement does not
+    assert beyond and text.startswith("over 3 seeds each, means -1.00 points apart: beyond")
+    study["b"] = seed_runs(0.9655, 0.004)  # 0.45 points apart: within the bound, and the runs overlap
+    beyond, text = findings.seed_noise("a", "b", 0.0, study)
+    assert not beyond and "within seed noise (±0.58 points); not every run" in text
+    study["b"] = {**seed_runs(0.96, 0.001), "max": 0.968}  # far apart on average, but one run of b beats one of a
+    assert findings.seed_noise("a", "b", 0.0, study)[0] is False
+    assert findings.seed_noise("a", "c", 0.02, study)[1].startswith("beyond seed noise (±")  # c has one run
+
+
+def test_the_goal_sentence_says_whether_seeds_could_move_a_result_across_the_papers_number():
+    alike = {"small": seed_runs(0.99, None), "linear": seed_runs(0.9, 0.002)}
+    # one run, 0.50 points from the paper; the largest sd measured on its dataset is 0.2 points: bound 0.40
+    assert findings.seeds_against("small", 0.010, 0.015, alike) == (
+        " Its one run is 0.50 points from that number, beyond seed noise (±0.40 points, taking it to vary like the "
+        "most variable experiment measured on its dataset).")
+    assert "0.30 points from that number, within seed noise (±0.40" in findings.seeds_against("small", 0.018, 0.015,
+                                                                                               alike)
+    alike["small"] = seed_runs(0.99, 0.001)  # three runs, 98.9 to 99.1%: errors 0.9 to 1.1%
+    assert findings.seeds_against("small", 0.01, 0.012, alike) == " Every one of its 3 runs is below that number."
+    assert findings.seeds_against("small", 0.01, 0.0085, alike) == " Every one of its 3 runs is above that number."
+    assert findings.seeds_against("small", 0.01, 0.010, alike) == " Its runs fall on both sides of that number."
 
 
 def test_claims_table_holds_every_comparison_of_the_discussion_against_both_noises():
@@ -154,7 +184,9 @@ def test_claims_table_holds_every_comparison_of_the_discussion_against_both_nois
     assert list(rows) == ["`linear_translated` − `linear_mnist`", "`mlp_translated` − `linear_translated`",
                           "`cnn_translated` − `mlp_translated`"]
     assert rows["`linear_translated` − `linear_mnist`"][1:] == (
-        "-4.42", "significant (p < 0.001)", "beyond seed noise (±0.57 points)", "yes")
+        "-4.42", "significant (p < 0.001)",  # both have seed studies: judged over them
+        "over 3 seeds each, means -4.50 points apart: beyond seed noise (±0.33 points); every run of the better "
+        "above every run of the other", "yes")
     cnn = rows["`cnn_translated` − `mlp_translated`"]  # 0.87 points against 2 * sqrt(0.3^2 + 0.3^2) = 0.85
     assert cnn[2:] == ("significant (p = 0.010)",
                        "beyond seed noise (±0.85 points), taking `cnn_translated` to vary like the most variable "
