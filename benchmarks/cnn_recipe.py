@@ -101,15 +101,6 @@ def measure_apart(name: str, seed: int) -> dict:
     return json.loads(out.stdout)
 
 
-def sooner(default: dict, other: dict) -> float | None:
-    """How many times sooner `other` reached the target than `default`, by mean training seconds to it;
-    None unless every run of both did."""
-    seconds = [[run["seconds_to_target"] for run in r["runs"]] for r in (default, other)]
-    if any(s is None for runs in seconds for s in runs):
-        return None
-    return round(float(np.mean(seconds[0]) / np.mean(seconds[1])), 2)
-
-
 def summarise(exp: params.Experiment, runs: list[dict]) -> dict:
     finals = [r["final_accuracy"] for r in runs]
     return {"model": exp.model, "epochs": exp.epochs, "batch_size": exp.batch_size, "learning_rate": exp.learning_rate,
@@ -139,7 +130,6 @@ def main() -> None:
         result["recipes"][name] = summarise(exp, [measure_apart(name, seed) for seed in range(1, args.seeds + 1)])
     default, half = result["recipes"]["default"], result["recipes"]["half"]
     result["image_ratio"] = round(half["images"] / default["images"], 3)
-    result["small_sooner"] = sooner(default, result["recipes"]["small"])
     files.write_json(OUTPUT, result)
 
     print(f"\n{'recipe':<9}{'images':>11}{'mean final':>12}  {'per seed':<26}{'images to 99.0%':<24}")
@@ -150,11 +140,7 @@ def main() -> None:
     verdict = "reaches" if half["reaches_target"] else "does not reach"
     print(f"the half recipe ({result['image_ratio']:.0%} of the images) {verdict} {TARGET:.1%} on the mean of "
           f"{args.seeds} seeds")
-    if result["small_sooner"] is not None:
-        print(f"the small model reached {TARGET:.1%} {result['small_sooner']:.2f}x sooner than the default "
-              "(mean training seconds to it)")
-    else:
-        print(f"the small model or the default did not reach {TARGET:.1%} in every run")
+    print("how much sooner the small model got there: reports/speed.md (`python -m benchmarks.speed_report`)")
     print(f"wrote {OUTPUT}")
 
 

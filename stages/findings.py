@@ -306,8 +306,7 @@ def _against(test: dict) -> str:
 def measured_alike(experiments: dict[str, Experiment], seeds: dict[str, dict],
                    ours: dict[str, Experiment]) -> dict[str, dict]:
     """The seed studies of the dataset of `ours`: what a run of one seed there is taken to vary like."""
-    dataset = next(iter(ours.values())).dataset
-    return {name: runs for name, runs in seeds.items() if experiments[name].dataset == dataset}
+    return {name: seeds[name] for name in of_dataset(experiments, next(iter(ours.values())).dataset)}
 
 
 def seeds_against(name: str, error: float, paper_error: float, alike: dict[str, dict]) -> str:

@@ -24,5 +24,7 @@ KINDS: dict[str, Kind] = {
     "mlp": Kind("MLP", 1, 500, 0),
     "cnn": Kind("CNN", 32 + 8 + 1, 8 * 1024, 0, ("conv",)),
     "cnn_gap": Kind("global-pooling CNN", 32 + 16 + 8 + 1, 0, 100_000, ("conv",)),
-    "cnn_bn": Kind("batch-normalised CNN", 3 * 24 + 3 * 12 + 3 * 4 + 5, 0, 100_000, ("conv",)),
+    # cnn_bn: each block keeps its convolution's output, then three maps a quarter that size (pooled,
+    # normalised, activated), on a grid a quarter the size of the block before
+    "cnn_bn": Kind("batch-normalised CNN", 24 + 3 * 6 + 12 + 3 * 3 + 4 + 3 + 5, 0, 100_000, ("conv",)),
 }

@@ -1,6 +1,6 @@
 import pytest
 
-from benchmarks import cnn_recipe, paths, pipeline_time, speed_report
+from benchmarks import paths, pipeline_time, speed_report
 from stages import files
 from stages.cli import StageError
 
@@ -177,8 +177,7 @@ def test_the_small_models_time_to_the_target_is_told_beside_the_default():
     result = recipe()
     small = [recipe_run(seed, (0.985, 0.991, 0.993), 1000, 5.0) for seed in (1, 2)]
     result["recipes"]["small"] = result["recipes"]["half"] | {"model": "cnn_bn", "runs": small}
-    result["small_sooner"] = cnn_recipe.sooner(result["recipes"]["default"], result["recipes"]["small"])
-    assert result["small_sooner"] == 6.0  # default: 40 s and 80 s to 99%; small: 10 s each
+    # default: 40 s and 80 s to 99%; small: 10 s each
     text = " ".join(speed_report.recipe_findings(result))
     # images: the default got there after 2,000 and 4,000, the small model after 2,000 each
     assert ("The small model (cnn_bn, `cnn_bn_translated`) reached 99.00% 6.00× sooner than the default by mean "
@@ -189,6 +188,5 @@ def test_the_small_models_time_to_the_target_is_told_beside_the_default():
     assert ("reached 99.00% at least 6.00× sooner than the default by mean training seconds, at least 1.50× by "
             "images seen (the default's seed 2 never got there; each such run counts as its whole training)") in text
     result["recipes"]["small"]["runs"][1] = recipe_run(2, (0.98, 0.985), 1000, 5.0)  # one run never got there
-    assert cnn_recipe.sooner(result["recipes"]["default"], result["recipes"]["small"]) is None
     assert "not in every run, so no ratio is given; per seed after 10 s, —." in " ".join(
         speed_report.recipe_findings(result))
