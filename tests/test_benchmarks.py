@@ -91,14 +91,19 @@ def test_the_half_recipe_is_the_default_with_at_most_half_its_images_and_the_sam
     assert recipes["small"].model == "cnn_bn" and recipes["small"].data == default.data
 
 
-def test_a_recipe_run_scores_every_epoch_and_counts_one_pass_of_the_digits_per_epoch(tiny_data, monkeypatch):
+def test_a_recipe_run_scores_each_quarter_epoch_and_counts_one_pass_of_the_digits_per_epoch(tiny_data, monkeypatch):
     (tmp := tiny_data / "data" / "translated" / "mnist").mkdir(parents=True)
     (tiny_data / "translated.npz").rename(tmp / "translated.npz")
     monkeypatch.chdir(tiny_data)
     tiny = experiment(name="cnn_translated", placement="fresh", model="linear", batch_size=64, epochs=3)
     monkeypatch.setattr(cnn_recipe, "recipes", lambda: {"default": tiny})
     run = cnn_recipe.measure("default", seed=2)
-    assert run["seed"] == 2 and [c["images"] for c in run["curve"]] == [600, 1200, 1800] and run["images"] == 1800
+    images = [c["images"] for c in run["curve"]]
+    # 600 digits in 10 batches of 64 (the last one 24): scored after batches 2, 5, 8 and 10 of each epoch
+    assert run["seed"] == 2 and images[:4] == [128, 320, 512, 600] and images[3::4] == [600, 1200, 1800]
+    assert len(images) == 12 and run["images"] == 1800
+    seconds = [c["train_seconds"] for c in run["curve"]]
+    assert seconds == sorted(seconds) and seconds[-1] == run["train_seconds"]
     assert run["final_accuracy"] == run["curve"][-1]["test_accuracy"] > 0.3  # learned something from 3 tiny epochs
     first = cnn_recipe.first_reaching(run["curve"], cnn_recipe.TARGET)
     assert run["images_to_target"] == (first and first["images"])
