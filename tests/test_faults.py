@@ -189,7 +189,8 @@ BAD_PARAMS = [
     ("seed runs as text", ("seeds", "linear_mnist"), setter("seeds", "linear_mnist", value="5"), ["seeds.linear_mnist = '5'", "integer"]),
     ("not a mapping at all", ("translate", "mnist"), "- just\n- a list\n", ["params.yaml: must be a mapping"]),
     ("empty file", ("translate", "mnist"), "", ["params.yaml: must be a mapping"]),
-    ("broken YAML", ("translate", "mnist"), "data: [unclosed\n", ["params.yaml, line 2: expected ',' or ']'"]),
+    # the parser's own words: "expected ..." in Python, "did not find expected ..." in ruamel.yaml's C parser
+    ("broken YAML", ("translate", "mnist"), "data: [unclosed\n", ["params.yaml, line 2: ", "expected ',' or ']'"]),
 ]
 
 
