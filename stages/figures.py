@@ -7,6 +7,7 @@ at DPI, with no text smaller than 9 pt.
 
 import functools
 import io
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -240,13 +241,14 @@ def confident_errors(images: np.ndarray, actual: np.ndarray, predicted: np.ndarr
 
 
 @styled
-def invariance_maps(grids: dict[str, dict[str, np.ndarray]], title: str) -> Figure:
+def invariance_maps(grids: dict[str, dict[str, np.ndarray]], title: str, item: str = "digit") -> Figure:
     """grids[condition][model] = accuracy by offset: one row per training condition, one column per model.
 
-    All maps share one 0..1 scale, so a colour means the same accuracy everywhere.
+    All maps share one 0..1 scale, so a colour means the same accuracy everywhere. Long model names wrap,
+    so that six panels a row keep their titles apart.
     """
     models = list(dict.fromkeys(model for row in grids.values() for model in row))
-    fig = figure(WIDTH, 0.6 + 2.3 * len(grids))
+    fig = figure(WIDTH, 0.6 + 2.6 * len(grids))
     axes = fig.subplots(len(grids), len(models), squeeze=False)
     image = None
     for r, (condition, row) in enumerate(grids.items()):
@@ -257,7 +259,7 @@ def invariance_maps(grids: dict[str, dict[str, np.ndarray]], title: str) -> Figu
                 continue
             grid = row[model]
             image = ax.imshow(grid, cmap=ACTIVATION, vmin=0, vmax=1)
-            ax.set_title(f"{model}\nmean {grid.mean():.1%}, min {grid.min():.1%}", fontsize=9)
+            ax.set_title(f"{textwrap.fill(model, 16)}\nmean {grid.mean():.1%}\nmin {grid.min():.1%}", fontsize=9)
             ax.set_xticks([0, len(grid) - 1])
             ax.set_yticks([0, len(grid) - 1])
             if c == 0:
@@ -265,7 +267,7 @@ def invariance_maps(grids: dict[str, dict[str, np.ndarray]], title: str) -> Figu
             if r == len(grids) - 1:
                 ax.set_xlabel("column offset")
     bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.85)
-    bar.set_label("test accuracy with the digit at that offset")
+    bar.set_label(f"test accuracy with the {item} at that offset")
     fig.suptitle(title)
     return fig
 

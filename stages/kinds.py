@@ -27,4 +27,8 @@ KINDS: dict[str, Kind] = {
     # cnn_bn: each block keeps its convolution's output, then three maps a quarter that size (pooled,
     # normalised, activated), on a grid a quarter the size of the block before
     "cnn_bn": Kind("batch-normalised CNN", 24 + 3 * 6 + 12 + 3 * 3 + 4 + 3 + 5, 0, 100_000, ("conv",)),
+    # cnn_invariant: as cnn_bn, but each pooling block also keeps its padded input and four full-size
+    # maps (convolution, padded, pooled at every position, its four grids stacked)
+    "cnn_invariant": Kind("shift-invariant CNN", 1 + 4 * 24 + 3 * 6 + 6 + 4 * 12 + 3 * 3 + 3 + 4 * 4 + 3 + 1 + 5,
+                          0, 100_000, ("conv",)),
 }

@@ -168,7 +168,7 @@ def invariance_section(dataset: str, experiments: dict[str, Experiment], results
         "test_digits": first["test_digits"], "offsets": len(first["grid"]), "canvas": first["canvas"],
         "near_99": findings.points((high - low) / 2),
         "maps": save_figure(f"invariance_maps_{dataset}",
-                            figures.invariance_maps(grids, f"Test accuracy by the {item}'s offset")),
+                            figures.invariance_maps(grids, f"Test accuracy by the {item}'s offset", item)),
         "distance": save_figure(f"invariance_distance_{dataset}",
                                 figures.accuracy_by_distance(grids, "Accuracy against distance from the centre")),
         "consistency": save_figure(f"invariance_consistency_{dataset}", figures.consistency_by_distance(

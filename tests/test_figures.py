@@ -122,3 +122,15 @@ def test_invariance_maps_share_one_scale_from_zero_to_one():
     grids = {"translated": {"a": rng.random((4, 4)), "b": rng.random((4, 4)) * 0.1}, "centre": {"b": np.ones((4, 4))}}
     shown = images(figures.invariance_maps(grids, "Offsets"))
     assert len(shown) == 3 and all(image.get_clim() == (0, 1) for image in shown)
+
+
+def test_invariance_maps_keep_six_titles_apart_and_name_the_item():
+    names = ["linear model", "MLP", "CNN", "global-pooling CNN", "batch-normalised CNN", "shift-invariant CNN"]
+    fig = figures.invariance_maps({"centre": {name: rng.random((13, 13)) for name in names}}, "Offsets", "garment")
+    check_readable(fig)
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    titles = [ax.title.get_window_extent(renderer) for ax in visible_axes(fig) if ax.get_title()]
+    assert len(titles) == 6
+    assert not any(a.overlaps(b) for i, a in enumerate(titles) for b in titles[i + 1:])
+    assert any("garment at that offset" in ax.get_ylabel() for ax in visible_axes(fig))

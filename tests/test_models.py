@@ -55,8 +55,48 @@ def test_each_kinds_table_entry_describes_its_model(name):
     assert abs(estimate - model.count_params()) <= 0.1 * model.count_params()
 
 
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_cnn_invariant_answers_alike_at_every_offset_and_cnn_bn_does_not(policy, tmp_path):
+    """A digit at each of the 169 offsets of a 40x40 canvas: the same logits, as built and as saved and loaded
+    (its layers are registered), to the last bit or two (a convolution sums in an order that can depend on
+    the position: 1e-7 of their size in float32 here, none in bfloat16); cnn_bn's differ by percents."""
+    import keras
+
+    from stages import canvas, saved_models
+
+    rng = np.random.default_rng(3)
+    digit = rng.random((1, 28, 28), dtype=np.float32) * (rng.random((1, 28, 28)) < 0.3)
+    offsets = np.array([(row, col) for row in range(13) for col in range(13)])
+    images = canvas.place(np.repeat(digit, len(offsets), axis=0), offsets, 40)[..., None]
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(1)
+        model = models.build("cnn_invariant", (40, 40, 1))
+        model.save(tmp_path / "model.keras")
+        loaded = saved_models.load(tmp_path / "model.keras", "cnn_invariant", (40, 40, 1))
+        for logits in (model.predict(images, verbose=0), loaded.predict(images, verbose=0)):
+            assert spread(logits) <= 1e-6
+        assert np.array_equal(model.predict(images, verbose=0), loaded.predict(images, verbose=0))
+        assert spread(models.build("cnn_bn", (40, 40, 1)).predict(images, verbose=0)) > 0.01
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def spread(logits: np.ndarray) -> float:
+    """The largest difference between any image's logits and the first's, relative to the largest logit."""
+    return float(np.abs(logits - logits[0]).max() / np.abs(logits).max())
+
+
+@pytest.mark.parametrize("side", [28, 60])
+def test_cnn_invariant_fits_a_canvas_whose_pooled_sides_turn_odd(side):
+    """28 pools to 14, then 7 (padded to 8); 60 to 30, then 15 (padded to 16)."""
+    model = models.build("cnn_invariant", (side, side, 1))
+    out = np.asarray(model(np.random.default_rng(0).random((2, side, side, 1), dtype=np.float32)))
+    assert out.shape == (2, 10) and np.isfinite(out).all()
+
+
 def test_an_unknown_model_kind_is_a_params_error_naming_the_known_ones():
-    known = "'linear', 'mlp', 'cnn', 'cnn_gap' or 'cnn_bn'"
+    known = "'linear', 'mlp', 'cnn', 'cnn_gap', 'cnn_bn' or 'cnn_invariant'"
     with pytest.raises(params.ParamsError, match=f"model = 'resnet': must be {known}"):
         params.parse(_params_with_model("resnet"))
 
