@@ -11,8 +11,9 @@ how long); this checkout's outputs are not touched. Because the cache is shared,
 DVC's run cache, and a `dvc repro` here afterwards restores those stages instead of training them again. The
 file is rewritten after every stage, so an interrupted run keeps what it measured (`complete` says whether it
 got through). Naming stages times only those again (their inputs restored from the cache) and replaces their
-rows, marked `retimed`, for a stage that other work on the machine slowed. A stage of the benchmarks pipeline
-(benchmarks/dvc.yaml).
+rows, marked `retimed`, for a stage that other work on the machine slowed or that a change added; the work is
+counted again (not the peak), and rows of stages no longer in the pipeline are dropped. A stage of the
+benchmarks pipeline (benchmarks/dvc.yaml).
 """
 
 import argparse
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import paths
+from benchmarks import compute, paths
 from stages import files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +90,11 @@ def main() -> None:
     if args.stages and not OUTPUT.exists():
         parser.error(f"no {OUTPUT} to amend: time the whole pipeline first")
     todo = args.stages or names
-    result = files.read_json(OUTPUT) if args.stages else {"cores": os.cpu_count(), "stages": []} | yardstick()
+    if args.stages:
+        result = files.read_json(OUTPUT) | compute.counted_work()
+        result["stages"] = [s for s in result["stages"] if s["stage"] in names]
+    else:
+        result = {"cores": os.cpu_count(), "stages": []} | yardstick()
     with tempfile.TemporaryDirectory(prefix="pipeline-time-") as scratch:
         copy = Path(scratch)
         scratch_copy(copy)

@@ -84,8 +84,8 @@ def tiny_data(tmp_path):
 # dataset's (so that the report compares datasets) and one on each benchmark protocol (60x60, plain and
 # cluttered, so that the report sets them beside the papers); a grid for each dataset.
 SMALL_EXPERIMENTS = ("linear_mnist", "mlp_translated", "cnn_centre", "cnn_gap_translated", "cnn_bn_translated",
-                     "fashion_mlp_translated", "fashion_cnn_gap_translated", "cnn_bn_translated60",
-                     "cnn_bn_cluttered60")
+                     "cnn_invariant_centre", "fashion_mlp_translated", "fashion_cnn_gap_translated",
+                     "cnn_bn_translated60", "cnn_bn_cluttered60")
 SMALL_GRIDS = ["mlp_translated", "cnn_centre", "fashion_cnn_gap_translated"]
 
 

@@ -117,7 +117,7 @@ def test_report_stage_writes_every_figure_it_links_and_embeds_them_all(reported)
     assert {p.split("/")[-1] for p in linked} == {
         "weights_linear_mnist.png", *per_dataset, *per_experiment, *per_protocol,
         *(f"{kind}_{name}.png" for name in ("cnn_centre", "cnn_gap_translated", "cnn_bn_translated",
-                                            "fashion_cnn_gap_translated")
+                                            "cnn_invariant_centre", "fashion_cnn_gap_translated")
           for kind in ("cnn_kernels", "cnn_feature_maps"))}
     for link in linked:
         png = paths.REPORT_MD.parent / link
