@@ -1,6 +1,6 @@
 """What the pipeline must compute, and how fast this machine can: the yardstick of the speed pages.
 
-    python -m benchmarks.compute    # prints the JSON that benchmarks/pipeline_time.py records
+    python -m benchmarks.compute [--work-only]   # prints the JSON that benchmarks/pipeline_time.py records
 
 A stage's work is the floating-point operations its models must do, counted from the
 convolution and dense layers (multiply-adds x2; forward x3 for forward plus backward):
@@ -11,6 +11,7 @@ matrix-product peak, measured here; a stage's share is its bound over its measur
 (download, translate, compare) count zero, and so does the report, which only draws.
 """
 
+import argparse
 import json
 import math
 import time
@@ -82,6 +83,11 @@ def counted_work() -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="The default pipeline's counted work, and this machine's peak.")
+    parser.add_argument("--work-only", action="store_true", help="count the work; do not measure the peak")
+    if parser.parse_args().work_only:
+        print(json.dumps(counted_work()))
+        return
     peak = matmul_peak()  # first, on the idle machine
     print(json.dumps({"matmul_peak_gflops": round(peak, 1)} | counted_work()))
 

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import compute, paths
+from benchmarks import paths
 from stages import files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,9 +61,9 @@ def run_stage(name: str, cwd: Path) -> dict:
     return {"stage": name, "seconds": round(time.perf_counter() - start, 1), "peak_mb": round(usage.ru_maxrss / 1024)}
 
 
-def yardstick() -> dict:
-    """benchmarks.compute in its own process: the peak, and each stage's work."""
-    out = subprocess.run([sys.executable, "-m", "benchmarks.compute"], cwd=ROOT, check=True,
+def yardstick(*options: str) -> dict:
+    """benchmarks.compute in its own process (Keras stays out of this one): the peak, and each stage's work."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.compute", *options], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -91,7 +91,7 @@ def main() -> None:
         parser.error(f"no {OUTPUT} to amend: time the whole pipeline first")
     todo = args.stages or names
     if args.stages:
-        result = files.read_json(OUTPUT) | compute.counted_work()
+        result = files.read_json(OUTPUT) | yardstick("--work-only")
         result["stages"] = [s for s in result["stages"] if s["stage"] in names]
     else:
         result = {"cores": os.cpu_count(), "stages": []} | yardstick()
