@@ -95,6 +95,18 @@ def test_cnn_invariant_fits_a_canvas_whose_pooled_sides_turn_odd(side):
     assert out.shape == (2, 10) and np.isfinite(out).all()
 
 
+@pytest.mark.parametrize("side", [6, 7])
+def test_polyphase_down_keeps_each_images_grid_of_most_energy(side):
+    from stages.layers import PolyphaseDown
+    images = np.random.default_rng(1).random((8, side, side, 3), dtype=np.float32)
+    images[:, ::2] *= np.random.default_rng(2).random((8, 1, 1, 1), dtype=np.float32)  # vary the winner
+    torus = np.pad(images, ((0, 0), (0, side % 2), (0, side % 2), (0, 0)), mode="wrap")
+    grids = np.stack([torus[:, row::2, col::2] for row in (0, 1) for col in (0, 1)], axis=1)
+    winners = np.square(grids).sum(axis=(2, 3, 4)).argmax(axis=1)
+    assert len(set(winners)) > 1
+    np.testing.assert_array_equal(np.asarray(PolyphaseDown()(images)), grids[np.arange(8), winners])
+
+
 def test_an_unknown_model_kind_is_a_params_error_naming_the_known_ones():
     known = "'linear', 'mlp', 'cnn', 'cnn_gap', 'cnn_bn' or 'cnn_invariant'"
     with pytest.raises(params.ParamsError, match=f"model = 'resnet': must be {known}"):
