@@ -17,7 +17,8 @@ notebook: $(VENV)/.installed
 	  | xargs $(BIN)/dvc exp run -n notebook
 
 # The speed measurements (benchmarks/dvc.yaml): as long as a whole pipeline run, and more.
-benchmarks: $(VENV)/.installed
+# JAX too: cnn_levers times the JAX backend against TensorFlow.
+benchmarks: $(VENV)/.jax
 	$(BIN)/dvc repro benchmarks/dvc.yaml
 
 # One test process per core (pytest-xdist). The model and training code is backend-neutral
@@ -43,7 +44,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# JAX for the tests only; the stages run on TensorFlow unless KERAS_BACKEND says otherwise.
+# JAX for the tests and benchmarks only; the stages run on TensorFlow unless KERAS_BACKEND says otherwise.
 $(VENV)/.jax: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[jax]'
 	touch $@
